@@ -1,0 +1,155 @@
+"""`ivig`: the command line of the platform (demo, refresh, status).
+
+Prefect is imported only inside the commands that run a flow, after the environment is
+set, so `ivig status` and `--help` stay instant and a local run never touches the user's
+own Prefect profile.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ivig_platform.landing.pseudonym import KEY_VARIABLE
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="IVIG-in-SSc study platform: land site extracts, build the marts, publish DuckDB.",
+)
+
+DEMO_KEY_FILE = ".pseudonym_key"
+
+
+def fail(message: str, code: int = 1) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def configure_local_prefect(warehouse: Path) -> None:
+    """Run without a server: Prefect's temporary one, isolated under the warehouse.
+
+    When `PREFECT_API_URL` points at a real server nothing is changed. Analytics and
+    telemetry stay off, and the temporary server's SQLite "database is locked" chatter is
+    kept out of the terminal.
+    """
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    if not os.environ.get("PREFECT_API_URL"):
+        os.environ.setdefault("PREFECT_HOME", str((warehouse / ".prefect").resolve()))
+        os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "CRITICAL")
+        os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
+        os.environ.setdefault("PREFECT_UI_ENABLED", "false")
+
+
+def run_refresh(inbox: Path, warehouse: Path) -> dict:
+    """Run the refresh flow in this process with a live display; return its summary."""
+    if not inbox.is_dir():
+        fail(f"inbox {inbox} is not a folder")
+    if not os.environ.get(KEY_VARIABLE):
+        fail(f"{KEY_VARIABLE} is not set: landing needs the study's pseudonymisation key")
+    warehouse.mkdir(parents=True, exist_ok=True)
+    configure_local_prefect(warehouse)
+    from flows.refresh import refresh
+    from ivig_platform.console import progress_display
+
+    with progress_display(sys.stdout.isatty()):
+        try:
+            summary = refresh(inbox=str(inbox.resolve()), warehouse=str(warehouse.resolve()))
+        except Exception as exc:  # the flow's own failure, reported in one line
+            fail(f"refresh failed, nothing published: {type(exc).__name__}: {exc}")
+    return summary
+
+
+def print_summary(summary: dict) -> None:
+    typer.echo(
+        f"published {summary['published']}: {summary['accepted']} sites accepted, "
+        f"{summary['superseded']} superseded, {summary['rejected']} rejected; "
+        f"{summary['rows_landed']} rows landed, {summary['rows_quarantined']} quarantined "
+        f"({summary['timings'].get('total', 0):.1f} s)"
+    )
+
+
+@app.command()
+def refresh(
+    inbox: Annotated[Path, typer.Option(help="Folder of <site_id>/<delivery_id>/ deliveries.")],
+    warehouse: Annotated[Path, typer.Option(help="Folder where ivig.duckdb is published.")],
+) -> None:
+    """Land every site's deliveries and publish WAREHOUSE/ivig.duckdb.
+
+    Needs IVIG_PSEUDONYM_KEY in the environment. Exit code 0 when a warehouse was
+    published, 1 with a one-line reason otherwise.
+    """
+    print_summary(run_refresh(inbox, warehouse))
+
+
+@app.command()
+def demo(
+    dir: Annotated[Path, typer.Option("--dir", help="Folder for the demo inbox and warehouse.")],
+    sites: Annotated[int, typer.Option(help="Number of hospitals.")] = 18,
+    patients: Annotated[int, typer.Option(help="Number of patients.")] = 78,
+    seed: Annotated[int, typer.Option(help="Seed of the generator.")] = 20261124,
+    generate_only: Annotated[
+        bool, typer.Option("--generate-only", help="Write the inbox, do not refresh.")
+    ] = False,
+) -> None:
+    """Write the demo inbox to DIR/inbox and refresh it into DIR/warehouse.
+
+    The default 18 hospitals / 78 patients reproduce the published figures of protocol §1;
+    --sites/--patients scale the same shape up for benchmarks. A pseudonymisation key is
+    generated once for the folder (DIR/.pseudonym_key) unless IVIG_PSEUDONYM_KEY is set.
+    """
+    from ivig_platform.demo import write_demo_inbox
+
+    dir.mkdir(parents=True, exist_ok=True)
+    inbox = dir / "inbox"
+    shutil.rmtree(inbox, ignore_errors=True)
+    write_demo_inbox(inbox, n_sites=sites, n_patients=patients, seed=seed)
+    typer.echo(f"demo inbox written to {inbox} ({sites} sites, {patients} patients)")
+    if generate_only:
+        return
+    if not os.environ.get(KEY_VARIABLE):
+        key_file = dir / DEMO_KEY_FILE
+        if not key_file.exists():
+            key_file.write_text(secrets.token_hex(32))
+            key_file.chmod(0o600)
+        os.environ[KEY_VARIABLE] = key_file.read_text().strip()
+    print_summary(run_refresh(inbox, dir / "warehouse"))
+
+
+@app.command()
+def status(
+    warehouse: Annotated[Path, typer.Option(help="Folder where ivig.duckdb is published.")],
+) -> None:
+    """Every site's deliveries in the published warehouse: status, reason, rows, age."""
+    from ivig_platform.console import status_table
+    from ivig_platform.warehouse.publish import published_path
+
+    path = published_path(warehouse)
+    if not path.exists():
+        fail(f"no published warehouse at {path} (run `ivig refresh` first)")
+    import duckdb
+
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        rows = con.execute(
+            "SELECT site_id, delivery_id, status, reason, rows_landed, rows_quarantined, "
+            "delivery_date FROM quality.site_delivery ORDER BY site_id, delivery_id"
+        ).fetchall()
+        built = con.execute("SELECT max(built_at) FROM quality.refresh_run").fetchone()[0]
+    finally:
+        con.close()
+    today = datetime.now(UTC).date()
+    status_table(rows, today=today, built=built, path=path)
+
+
+def main() -> None:  # pragma: no cover - console script entry
+    app()

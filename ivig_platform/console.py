@@ -1,0 +1,79 @@
+"""Terminal output: a live per-site view of a refresh, and the status table.
+
+On a terminal the refresh shows one line per delivery that updates in place (rich);
+when output goes to a file or CI log, each change is one plain line, so logs stay
+greppable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from ivig_platform.progress import ProgressEvent, set_listener
+
+STYLE = {"accepted": "green", "landed": "green", "reused": "cyan", "superseded": "yellow",
+         "rejected": "red", "failed": "red", "landing": "blue", "queued": "dim"}
+
+
+def _progress_table(state: dict[tuple[str, str], ProgressEvent], step: str) -> Table:
+    table = Table(title=f"ivig refresh — {step}", title_justify="left")
+    for column in ("site", "delivery", "state", "detail"):
+        table.add_column(column)
+    for (site, delivery), event in sorted(state.items()):
+        style = STYLE.get(event.stage, "")
+        table.add_row(site, delivery, f"[{style}]{event.stage}[/]", event.detail)
+    return table
+
+
+@contextmanager
+def progress_display(live: bool) -> Iterator[None]:
+    """Listen to refresh events for the duration of the block."""
+    if not live:
+        def plain(event: ProgressEvent) -> None:
+            where = "refresh" if event.site_id == "*" else f"{event.site_id}/{event.delivery_id}"
+            print(f"[{where}] {event.stage} {event.detail}".rstrip(), flush=True)
+
+        set_listener(plain)
+        try:
+            yield
+        finally:
+            set_listener(None)
+        return
+
+    state: dict[tuple[str, str], ProgressEvent] = {}
+    step = ["starting (Prefect's local server takes a few seconds)"]
+    with Live(_progress_table(state, step[0]), refresh_per_second=8, transient=False) as view:
+        def update(event: ProgressEvent) -> None:
+            if event.site_id == "*":
+                step[0] = event.detail
+            else:
+                state[(event.site_id, event.delivery_id)] = event
+            view.update(_progress_table(state, step[0]))
+
+        set_listener(update)
+        try:
+            yield
+        finally:
+            set_listener(None)
+
+
+def status_table(rows: list[tuple], *, today: date, built, path: Path) -> None:
+    """`ivig status`: one row per delivery seen, newest first within a site."""
+    table = Table(title=f"{path} — built {built:%Y-%m-%d %H:%M} UTC" if built else str(path),
+                  title_justify="left")
+    for column in ("site", "delivery", "status", "reason", "landed", "quarantined", "age"):
+        table.add_column(column, justify="right" if column in ("landed", "quarantined", "age")
+                         else "left")
+    for site, delivery, status, reason, landed, quarantined, delivered in rows:
+        style = STYLE.get(status, "")
+        age = f"{(today - delivered).days} d" if delivered else ""
+        table.add_row(site, delivery, f"[{style}]{status}[/]", reason or "", str(landed),
+                      str(quarantined), age)
+    Console(width=200 if not Console().is_terminal else None).print(table)

@@ -1,0 +1,108 @@
+"""Parsing of the text the hospitals write, as Polars expressions.
+
+Every parser takes a string expression and returns the parsed value or null; callers tell
+"empty" from "unparseable" by looking at the input, so one parser serves both the value
+and the quarantine rule. Nothing here guesses per site: the only per-file fact is the
+number convention, which protocol §4 ties to the delimiter.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from typing import Literal
+
+import polars as pl
+
+NumberStyle = Literal["dot", "spanish"]
+
+_ISO = r"^(\d{4})-(\d{1,2})-(\d{1,2})(?:[ T]00:00(?::00(?:\.0+)?)?)?$"
+_DAY_FIRST = r"^(\d{1,2})[/-](\d{1,2})[/-](\d{4})$"
+# `;` files: `.` groups thousands in threes and `,` is the decimal separator (§4).
+_SPANISH_NUMBER = r"^[+-]?(?:\d{1,3}(?:\.\d{3})+|\d+)(?:,\d+)?$"
+_DOT_NUMBER = r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$"
+
+
+def fold(text: str) -> str:
+    """Case-, accent- and space-insensitive form of a single string (for headers)."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return stripped.strip().lower()
+
+
+def fold_header(text: str) -> str:
+    """Header matching ignores case, accents, spaces, hyphens and underscores (§3)."""
+    return "".join(ch for ch in fold(text.lstrip("\ufeff")) if ch not in " -_\t")
+
+
+def fold_expr(expr: pl.Expr) -> pl.Expr:
+    """Vectorised `fold`: category values ignore case, accents and surrounding spaces."""
+    return (
+        expr.str.normalize("NFKD")
+        .str.replace_all(r"\p{M}", "")
+        .str.strip_chars()
+        .str.to_lowercase()
+    )
+
+
+def blank_to_null(expr: pl.Expr) -> pl.Expr:
+    """Cells holding only spaces are empty: hospitals' exports pad fixed-width fields."""
+    stripped = expr.str.strip_chars()
+    return pl.when(stripped == "").then(None).otherwise(stripped)
+
+
+def parse_date(expr: pl.Expr) -> pl.Expr:
+    """ISO `YYYY-MM-DD` or day-first `DD/MM/YYYY`, `DD-MM-YYYY`; never month first (§4).
+
+    XLSX date cells arrive as `YYYY-MM-DD 00:00:00`, which the ISO branch takes. An
+    impossible calendar day (31/02/2020) is null, so it is quarantined as invalid.
+    """
+    s = expr.str.strip_chars()
+    iso = s.str.extract_groups(_ISO)
+    dmy = s.str.extract_groups(_DAY_FIRST)
+    year = pl.coalesce(iso.struct.field("1"), dmy.struct.field("3"))
+    month = pl.coalesce(iso.struct.field("2"), dmy.struct.field("2"))
+    day = pl.coalesce(iso.struct.field("3"), dmy.struct.field("1"))
+    text = pl.concat_str(
+        [year, month.str.zfill(2), day.str.zfill(2)], separator="-"
+    )
+    return text.str.to_date("%Y-%m-%d", strict=False)
+
+
+def parse_number(expr: pl.Expr, style: NumberStyle) -> pl.Expr:
+    """A decimal in the file's convention; anything else (`1.5` in a `;` file) is null."""
+    s = expr.str.strip_chars()
+    if style == "spanish":
+        ok = s.str.contains(_SPANISH_NUMBER)
+        canonical = s.str.replace_all(".", "", literal=True).str.replace(",", ".", literal=True)
+    else:
+        ok = s.str.contains(_DOT_NUMBER)
+        canonical = s
+    return pl.when(ok).then(canonical.cast(pl.Float64, strict=False)).otherwise(None)
+
+
+def parse_mrc(expr: pl.Expr) -> pl.Expr:
+    """Modified MRC grade: 0–5 with an optional `-`/`+` (4+ = 4.33, 3- = 2.67).
+
+    0-, 0+ and 5+ do not exist on the scale and are null. Spaces inside (`4 +`) are
+    tolerated; a decimal such as `4.33` is not a grade and is null.
+    """
+    s = expr.str.replace_all(r"\s", "")
+    parts = s.str.extract_groups(r"^([0-5])([+-]?)$")
+    grade = parts.struct.field("1").cast(pl.Float64, strict=False)
+    mod = parts.struct.field("2")
+    impossible = ((grade == 0) & (mod != "")) | ((grade == 5) & (mod == "+"))
+    value = (
+        pl.when(mod == "+").then(grade + 0.33)
+        .when(mod == "-").then(grade - 0.33)
+        .otherwise(grade)
+    )
+    return pl.when(impossible).then(None).otherwise(value.round(2))
+
+
+def fold_unit(expr: pl.Expr) -> pl.Expr:
+    """CK units compared without case, spaces, and with µ/μ written as u."""
+    return (
+        expr.str.replace_all(r"\s", "")
+        .str.replace_all("[µμ]", "u")
+        .str.to_lowercase()
+    )

@@ -1,0 +1,246 @@
+"""Reading one delivery's files into string frames with canonical column names.
+
+Hospitals send CSV in three dialects and encodings, or one XLSX workbook (protocol §2, §4).
+The reader finds the dialect per file, maps each header to its contract column, and hands
+back every data record as text — typing is the rule checker's job, so a bad value becomes
+a quarantined row and not a reader crash. A delivery the reader cannot use at all raises
+`DeliveryRejected` with the reason recorded for the site.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from ivig_platform.landing.contract import CONTRACT, TABLES, Table
+from ivig_platform.landing.parsing import NumberStyle, fold_header
+
+XLSX_NAME = "extract.xlsx"
+SOURCE_ROW = "_source_row"
+
+
+class DeliveryRejected(Exception):
+    """The delivery cannot be used as a whole (protocol §2); `code` is machine-readable."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+@dataclass
+class RawTable:
+    """One table of a delivery as the hospital wrote it, columns renamed to the contract."""
+
+    name: str
+    frame: pl.DataFrame  # canonical column names, all Utf8, plus `_source_row` (1-based)
+    source_file: str
+    file_sha256: str
+    number_style: NumberStyle
+    dialect: str
+    malformed_rows: list[int] = field(default_factory=list)
+    dropped_columns: list[str] = field(default_factory=list)
+
+    @property
+    def source_rows(self) -> int:
+        return self.frame.height + len(self.malformed_rows)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def map_columns(table: Table, headers: list[str], source: str) -> tuple[dict[int, str], list[str]]:
+    """Position → contract column, and the names of the columns that will be dropped.
+
+    Unknown columns are dropped unread (they often hold names or national IDs, §3); their
+    names — never their values — are reported. Two headers meaning the same column make
+    the file ambiguous, and a missing required column makes it unusable.
+    """
+    lookup: dict[str, str] = {}
+    for column in table.columns:
+        for spelling in (column.name, *column.aliases):
+            lookup[fold_header(spelling)] = column.name
+    mapping: dict[int, str] = {}
+    dropped: list[str] = []
+    seen: dict[str, str] = {}
+    for position, header in enumerate(headers):
+        canonical = lookup.get(fold_header(header))
+        if canonical is None:
+            if header.strip():
+                dropped.append(header.strip())
+            continue
+        if canonical in seen:
+            raise DeliveryRejected(
+                "ambiguous_column",
+                f"{source}: columns {seen[canonical]!r} and {header.strip()!r} both mean "
+                f"{canonical}",
+            )
+        seen[canonical] = header.strip()
+        mapping[position] = canonical
+    missing = [c.name for c in table.columns if c.required and c.name not in seen]
+    if missing:
+        raise DeliveryRejected(
+            "missing_column", f"{source}: required column(s) missing: {', '.join(missing)}"
+        )
+    return mapping, dropped
+
+
+def _frame(table: Table, mapping: dict[int, str], rows: list[list[str]],
+           numbers: list[int]) -> pl.DataFrame:
+    data: dict[str, list[str | None]] = {
+        name: [row[pos] for row in rows] for pos, name in mapping.items()
+    }
+    frame = pl.DataFrame(data, schema={name: pl.Utf8 for name in data})
+    missing = [c.name for c in table.columns if c.name not in data]
+    frame = frame.with_columns(
+        *(pl.lit(None, dtype=pl.Utf8).alias(name) for name in missing),
+        pl.Series(SOURCE_ROW, numbers, dtype=pl.Int32),
+    )
+    return frame.select([c.name for c in table.columns] + [SOURCE_ROW])
+
+
+def decode(raw: bytes, source: str) -> tuple[str, str]:
+    """UTF-8 with or without BOM, else Windows-1252 (§4); the encoding name is reported."""
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
+        encoding = "utf-8-sig"
+    else:
+        encoding = "utf-8"
+    try:
+        return raw.decode("utf-8"), encoding
+    except UnicodeDecodeError:
+        pass
+    try:
+        return raw.decode("cp1252"), "windows-1252"
+    except UnicodeDecodeError as exc:
+        raise DeliveryRejected(
+            "unreadable_file", f"{source}: neither UTF-8 nor Windows-1252 ({exc.reason})"
+        ) from None
+
+
+def sniff_delimiter(header_line: str) -> str:
+    """The delimiter is the one the header line uses most (`,`, `;` or tab, §4)."""
+    counts = {d: header_line.count(d) for d in ("\t", ";", ",")}
+    best = max(counts, key=lambda d: counts[d])
+    return best if counts[best] > 0 else ","
+
+
+def read_csv_table(table: Table, path: Path) -> RawTable:
+    source = path.name
+    text, encoding = decode(path.read_bytes(), source)
+    first_line = text.split("\n", 1)[0]
+    delimiter = sniff_delimiter(first_line)
+    try:
+        records = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
+    except csv.Error as exc:
+        raise DeliveryRejected("unreadable_file", f"{source}: not a CSV file ({exc})") from None
+    records = [r for r in records if r]  # blank lines are not records
+    if not records:
+        raise DeliveryRejected("unreadable_file", f"{source}: the file is empty (no header)")
+    headers, body = records[0], records[1:]
+    mapping, dropped = map_columns(table, headers, source)
+    good: list[list[str]] = []
+    numbers: list[int] = []
+    malformed: list[int] = []
+    width = len(headers)
+    for number, row in enumerate(body, start=1):
+        if len(row) == width:
+            good.append(row)
+            numbers.append(number)
+        else:
+            malformed.append(number)
+    style: NumberStyle = "spanish" if delimiter == ";" else "dot"
+    dialect = {"\t": "tab", ";": "semicolon", ",": "comma"}[delimiter] + f", {encoding}"
+    if "\r\n" in text[: len(first_line) + 2]:
+        dialect += ", CRLF"
+    return RawTable(
+        name=table.name,
+        frame=_frame(table, mapping, good, numbers),
+        source_file=source,
+        file_sha256=sha256_file(path),
+        number_style=style,
+        dialect=dialect,
+        malformed_rows=malformed,
+        dropped_columns=dropped,
+    )
+
+
+def read_xlsx_tables(path: Path) -> dict[str, RawTable]:
+    """One sheet per table. Cells are read as text: dates as ISO, numbers with a `.`."""
+    import fastexcel
+
+    source = path.name
+    digest = sha256_file(path)
+    try:
+        reader = fastexcel.read_excel(str(path))
+        sheets = {fold_header(name): name for name in reader.sheet_names}
+    except Exception as exc:  # calamine raises its own error types for corrupt files
+        raise DeliveryRejected("unreadable_file", f"{source}: not a readable XLSX ({exc})") \
+            from None
+    tables: dict[str, RawTable] = {}
+    for name in TABLES:
+        table = CONTRACT[name]
+        sheet = sheets.get(fold_header(name))
+        if sheet is None:
+            raise DeliveryRejected("missing_table", f"{source}: no sheet named {name!r}")
+        try:
+            loaded = reader.load_sheet_by_name(sheet, dtypes="string").to_polars()
+        except Exception as exc:
+            raise DeliveryRejected(
+                "unreadable_file", f"{source}: sheet {sheet!r} cannot be read ({exc})"
+            ) from None
+        headers = [str(h) for h in loaded.columns]
+        mapping, dropped = map_columns(table, headers, f"{source}[{sheet}]")
+        # Rows whose every cell is empty are spreadsheet padding, not records.
+        numbered = (
+            loaded.select(pl.all().cast(pl.Utf8))
+            .with_row_index(SOURCE_ROW, offset=1)
+            .filter(~pl.all_horizontal(pl.exclude(SOURCE_ROW).is_null()))
+        )
+        missing = [c.name for c in table.columns if c.name not in mapping.values()]
+        frame = numbered.select(
+            *(pl.col(headers[pos]).alias(canonical) for pos, canonical in mapping.items()),
+            *(pl.lit(None, dtype=pl.Utf8).alias(m) for m in missing),
+            pl.col(SOURCE_ROW).cast(pl.Int32),
+        ).select([c.name for c in table.columns] + [SOURCE_ROW])
+        tables[name] = RawTable(
+            name=name,
+            frame=frame,
+            source_file=f"{source}[{sheet}]",
+            file_sha256=digest,
+            number_style="dot",
+            dialect="xlsx",
+            dropped_columns=dropped,
+        )
+    return tables
+
+
+def read_delivery(folder: Path) -> dict[str, RawTable]:
+    """All five tables of a delivery folder, from CSV files or one workbook."""
+    files = {p.name.lower(): p for p in folder.iterdir() if p.is_file()}
+    csvs = {name: files.get(f"{name}.csv") for name in TABLES}
+    xlsx = files.get(XLSX_NAME)
+    if xlsx is not None and any(csvs.values()):
+        raise DeliveryRejected(
+            "mixed_formats", f"both {XLSX_NAME} and CSV tables are present; send one or the other"
+        )
+    if xlsx is not None:
+        return read_xlsx_tables(xlsx)
+    if not any(csvs.values()):
+        raise DeliveryRejected(
+            "empty_delivery", f"no {XLSX_NAME} and none of the table CSVs ({', '.join(TABLES)})"
+        )
+    missing = [f"{name}.csv" for name, path in csvs.items() if path is None]
+    if missing:
+        raise DeliveryRejected("missing_table", f"missing {', '.join(missing)}")
+    return {name: read_csv_table(CONTRACT[name], path) for name, path in csvs.items() if path}

@@ -1,0 +1,315 @@
+"""The row rules of protocol §3 and §5, as named boolean Polars expressions.
+
+Each table's text is typed column by column; every rule is a `Check` (rule, column,
+violation expression). A row that violates any check is quarantined under the first one
+in `RULE_ORDER` (then column order) and the full list goes to `detail`, so a hospital
+fixing a row sees everything wrong with it at once. Cross-table rules (unknown or
+quarantined patients, adverse events before the first cycle) run after the tables they
+depend on, in the order patients → cycles → the rest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+import polars as pl
+import polars.selectors as cs
+
+from ivig_platform.landing.contract import (
+    CK_UNITS,
+    CONTRACT,
+    MEASURE_RANGES,
+    RULE_ORDER,
+    VOCABULARIES,
+    Column,
+    Table,
+)
+from ivig_platform.landing.parsing import (
+    NumberStyle,
+    blank_to_null,
+    fold_expr,
+    fold_unit,
+    parse_date,
+    parse_mrc,
+    parse_number,
+)
+from ivig_platform.landing.readers import SOURCE_ROW, RawTable
+
+EARLIEST_DATE = date(1900, 1, 1)
+RAW = "__raw_"  # prefix of the untouched text columns kept for quarantine values
+
+
+@dataclass(frozen=True)
+class Check:
+    rule: str
+    column: str
+    violated: pl.Expr
+
+
+@dataclass
+class Checked:
+    """A table split into rows that land and rows that are quarantined."""
+
+    landed: pl.DataFrame
+    quarantined: pl.DataFrame  # SOURCE_ROW, column_name, rule, value, detail
+
+
+def raw(name: str) -> pl.Expr:
+    return pl.col(f"{RAW}{name}")
+
+
+def _typed(column: Column, style: NumberStyle) -> pl.Expr:
+    text = blank_to_null(raw(column.name))
+    if column.kind == "date":
+        return parse_date(text)
+    if column.kind in ("decimal", "integer"):
+        return parse_number(text, style)
+    if column.kind == "category":
+        return fold_expr(text).replace_strict(VOCABULARIES[column.vocabulary], default=None)
+    if column.kind == "yesno":
+        folded = fold_expr(text).replace_strict(VOCABULARIES["yesno"], default=None)
+        return pl.when(folded == "yes").then(True).when(folded == "no").then(False)
+    if column.kind == "list":
+        vocabulary = VOCABULARIES[column.vocabulary]
+        items = text.fill_null("").str.split("|").list.eval(
+            fold_expr(pl.element()).filter(pl.element().str.strip_chars() != "")
+        )
+        return items.list.eval(
+            pl.element().replace_strict(vocabulary, default=None)
+        ).list.unique().list.sort()
+    return text  # id, text, value: kept as text here
+
+
+def field_checks(table: Table, style: NumberStyle, delivery_date: date) -> list[Check]:
+    """Rules that look at one field of one row (§3 types, ranges, vocabularies; §5 dates)."""
+    checks: list[Check] = []
+    for column in table.columns:
+        text = blank_to_null(raw(column.name))
+        typed = pl.col(column.name)
+        present = text.is_not_null()
+        if column.not_null and column.kind != "list":
+            checks.append(Check("required", column.name, ~present))
+        if column.kind == "date":
+            checks.append(Check("invalid_date", column.name, present & typed.is_null()))
+            checks.append(Check(
+                "date_out_of_range", column.name,
+                (typed < EARLIEST_DATE) | (typed > delivery_date),
+            ))
+        elif column.kind in ("decimal", "integer"):
+            checks.append(Check("invalid_number", column.name, present & typed.is_null()))
+            if column.kind == "integer":
+                checks.append(Check("not_integer", column.name, typed != typed.floor()))
+            checks.append(Check("out_of_range", column.name, _outside(typed, column)))
+        elif column.kind in ("category", "yesno"):
+            checks.append(Check("invalid_category", column.name, present & typed.is_null()))
+        elif column.kind == "list":
+            checks.append(Check(
+                "invalid_category", column.name, typed.list.eval(pl.element().is_null()).list.any()
+            ))
+            if column.not_null:
+                checks.append(Check("required", column.name, typed.list.len() == 0))
+    return checks
+
+
+def _outside(value: pl.Expr, column: Column) -> pl.Expr:
+    below = pl.lit(False)
+    if column.low is not None:
+        below = value <= column.low if not column.low_inclusive else value < column.low
+    above = value > column.high if column.high is not None else pl.lit(False)
+    return below | above
+
+
+def assessment_checks(style: NumberStyle) -> tuple[list[pl.Expr], list[Check]]:
+    """The value's meaning depends on the measure: an MRC grade, or a number in a range."""
+    measure = pl.col("measure")
+    text = blank_to_null(raw("value"))
+    unit = fold_unit(blank_to_null(raw("unit")))
+    factor = unit.replace_strict(CK_UNITS, default=None, return_dtype=pl.Float64)
+    number = parse_number(text, style)
+    mrc = parse_mrc(text)
+    value = (
+        pl.when(measure == "mrc").then(mrc)
+        .when(measure == "ck").then(number * factor)
+        .when(measure.is_in(["mrss", "ucla_git"])).then(number)
+    )
+    unit_reported = pl.when(measure == "ck").then(blank_to_null(raw("unit")))
+    numeric = measure.is_in(["ck", "mrss", "ucla_git"])
+    out_of_range = pl.lit(False)
+    for name, (low, high, low_inclusive) in MEASURE_RANGES.items():
+        below = pl.col("value") < low if low_inclusive else pl.col("value") <= low
+        out_of_range = out_of_range | ((measure == name) & (below | (pl.col("value") > high)))
+    checks = [
+        Check("required", "unit", (measure == "ck") & unit.is_null()),
+        Check("invalid_number", "value", numeric & text.is_not_null() & number.is_null()),
+        Check("not_integer", "value", (measure == "mrss") & (number != number.floor())),
+        Check("out_of_range", "value", out_of_range),
+        Check("invalid_mrc_grade", "value", (measure == "mrc") & text.is_not_null()
+              & mrc.is_null()),
+        Check("invalid_unit", "unit", (measure == "ck") & unit.is_not_null() & factor.is_null()),
+    ]
+    exprs = [
+        value.alias("value"),
+        text.alias("value_as_reported"),
+        unit_reported.alias("unit_as_reported"),
+    ]
+    return exprs, checks
+
+
+def type_table(raw_table: RawTable, delivery_date: date) -> tuple[pl.DataFrame, list[Check]]:
+    """Typed columns next to the raw text, and the field-level checks for the table."""
+    table = CONTRACT[raw_table.name]
+    frame = raw_table.frame.rename({c.name: f"{RAW}{c.name}" for c in table.columns})
+    typed = [_typed(c, raw_table.number_style).alias(c.name) for c in table.columns]
+    frame = frame.with_columns(typed)
+    checks = field_checks(table, raw_table.number_style, delivery_date)
+    if table.name == "assessments":
+        exprs, extra = assessment_checks(raw_table.number_style)
+        frame = frame.with_columns(exprs)
+        checks = checks + extra
+    if table.name == "ivig_cycles":
+        frame = frame.with_columns(pl.col("cycle_number").cast(pl.Int32, strict=False))
+    return frame, checks
+
+
+def first_violation(frame: pl.DataFrame, table: Table, checks: list[Check]) -> pl.DataFrame:
+    """Tag each row with the first rule it breaks (or null) and the list of all it breaks."""
+    order = {rule: i for i, rule in enumerate(RULE_ORDER)}
+    columns = {c.name: i for i, c in enumerate(table.columns)}
+    ranked = sorted(checks, key=lambda c: (order[c.rule], columns.get(c.column.split(",")[0], 99)))
+    if not ranked:
+        return frame.with_columns(
+            pl.lit(None, pl.Utf8).alias("_rule"), pl.lit(None, pl.Utf8).alias("_column"),
+            pl.lit(None, pl.Utf8).alias("_detail"),
+        )
+    violated = [c.violated.fill_null(False) for c in ranked]
+    rule = pl.when(violated[0]).then(pl.lit(ranked[0].rule))
+    column = pl.when(violated[0]).then(pl.lit(ranked[0].column))
+    for check, v in zip(ranked[1:], violated[1:], strict=True):
+        rule = rule.when(v).then(pl.lit(check.rule))
+        column = column.when(v).then(pl.lit(check.column))
+    detail = pl.concat_str(
+        [pl.when(v).then(pl.lit(f"{c.column}: {c.rule}")) for c, v in zip(ranked, violated,
+                                                                          strict=True)],
+        separator="; ", ignore_nulls=True,
+    )
+    return frame.with_columns(
+        rule.otherwise(None).alias("_rule"),
+        column.otherwise(None).alias("_column"),
+        pl.when(pl.any_horizontal(violated)).then(detail).alias("_detail"),
+    )
+
+
+def split(frame: pl.DataFrame, table: Table) -> Checked:
+    """Rows without a violation land; the others become quarantine records.
+
+    The offending value is kept only where the column is not an identifier (§5), so a
+    quarantined birth date or medical record number never reaches the warehouse.
+    """
+    identifiers = {c.name for c in table.columns if c.identifier}
+    value_columns = [c.name for c in table.columns if c.name not in identifiers]
+    value = pl.lit(None, pl.Utf8)
+    for name in value_columns:
+        value = pl.when(pl.col("_column") == name).then(
+            blank_to_null(raw(name))
+        ).otherwise(value)
+    bad = frame.filter(pl.col("_rule").is_not_null()).select(
+        pl.col(SOURCE_ROW).alias("source_row"),
+        pl.col("_column").alias("column_name"),
+        pl.col("_rule").alias("rule"),
+        value.alias("value"),
+        pl.col("_detail").alias("detail"),
+    )
+    good = frame.filter(pl.col("_rule").is_null()).drop(
+        cs.starts_with(RAW), "_rule", "_column", "_detail"
+    )
+    return Checked(landed=good, quarantined=bad)
+
+
+def _duplicate_after_first(key: list[str], candidates: pl.Expr) -> pl.Expr:
+    """Second and later copies of a key among candidate rows, in file order (§5)."""
+    rank = pl.when(candidates).then(pl.int_range(pl.len()).over([*key, candidates]))
+    return candidates & (rank > 0)
+
+
+def check_delivery(tables: dict[str, RawTable], delivery_date: date) -> dict[str, Checked]:
+    """Apply every row rule of the protocol to a delivery's five tables."""
+    typed: dict[str, pl.DataFrame] = {}
+    checks: dict[str, list[Check]] = {}
+    for name, raw_table in tables.items():
+        typed[name], checks[name] = type_table(raw_table, delivery_date)
+
+    # Patients: every copy of a duplicated id is quarantined (the right one is unknowable).
+    patients = typed["patients"]
+    dup_id = pl.col("patient_id").is_not_null() & (pl.len().over("patient_id") > 1)
+    patient_checks = checks["patients"] + [Check("duplicate_key", "patient_id", dup_id)]
+    patients = first_violation(patients, CONTRACT["patients"], patient_checks)
+    all_ids = patients.get_column("patient_id").drop_nulls()
+    good_ids = patients.filter(pl.col("_rule").is_null()).get_column("patient_id")
+    results = {"patients": split(patients, CONTRACT["patients"])}
+
+    def reference_checks(name: str) -> list[Check]:
+        pid = pl.col("patient_id")
+        return [
+            Check("unknown_patient", "patient_id", pid.is_not_null() & ~pid.is_in(all_ids)),
+            Check("quarantined_patient", "patient_id",
+                  pid.is_in(all_ids) & ~pid.is_in(good_ids)),
+        ]
+
+    def field_ok(name: str) -> pl.Expr:
+        return ~pl.any_horizontal([c.violated.fill_null(False) for c in checks[name]])
+
+    # Cycles: duplicates are judged among rows whose own fields are valid, so a broken
+    # first copy does not take a good second copy down with it.
+    cycle_key = ["patient_id", "cycle_number"]
+    cycles = first_violation(
+        typed["ivig_cycles"], CONTRACT["ivig_cycles"],
+        checks["ivig_cycles"]
+        + [Check("duplicate_key", ",".join(cycle_key),
+                 _duplicate_after_first(cycle_key, field_ok("ivig_cycles")))]
+        + reference_checks("ivig_cycles"),
+    )
+    results["ivig_cycles"] = split(cycles, CONTRACT["ivig_cycles"])
+    first_cycle = results["ivig_cycles"].landed.group_by("patient_id").agg(
+        pl.col("start_date").min().alias("_first_cycle")
+    )
+
+    treatments = first_violation(
+        typed["treatments"], CONTRACT["treatments"],
+        checks["treatments"] + reference_checks("treatments") + [
+            Check("end_before_start", "end_date", pl.col("end_date") < pl.col("start_date"))
+        ],
+    )
+    results["treatments"] = split(treatments, CONTRACT["treatments"])
+
+    assessment_key = ["patient_id", "measure", "assessment_date"]
+    assessments = first_violation(
+        typed["assessments"], CONTRACT["assessments"],
+        checks["assessments"]
+        + [Check("duplicate_key", ",".join(assessment_key),
+                 _duplicate_after_first(assessment_key, field_ok("assessments")))]
+        + reference_checks("assessments"),
+    )
+    results["assessments"] = split(assessments, CONTRACT["assessments"])
+
+    events = typed["adverse_events"].join(first_cycle, on="patient_id", how="left")
+    events = first_violation(
+        events, CONTRACT["adverse_events"],
+        checks["adverse_events"] + reference_checks("adverse_events") + [
+            Check("onset_before_first_cycle", "onset_date",
+                  pl.col("onset_date") < pl.col("_first_cycle")),
+            Check("no_landed_cycle", "patient_id",
+                  pl.col("patient_id").is_in(good_ids) & pl.col("_first_cycle").is_null()),
+        ],
+    )
+    checked_events = split(events, CONTRACT["adverse_events"])
+    checked_events.landed = checked_events.landed.drop("_first_cycle")
+    results["adverse_events"] = checked_events
+
+    # Age at index needs the first landed cycle; the birth date itself stops here (§6).
+    patients_landed = results["patients"].landed.join(first_cycle, on="patient_id", how="left")
+    age = ((pl.col("_first_cycle") - pl.col("birth_date")).dt.total_days() / 365.25).round(1)
+    results["patients"].landed = patients_landed.with_columns(
+        age.alias("age_at_index")
+    ).drop("birth_date", "_first_cycle")
+    return results

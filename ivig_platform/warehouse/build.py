@@ -1,0 +1,126 @@
+"""Building the analysts' DuckDB file from the landed Parquet.
+
+The refresh never writes into the published file: it builds a new one under
+`WAREHOUSE/.build/`, and `publish` renames it into place (protocol §8: published
+atomically, openable read-only while a refresh runs).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from ivig_platform.landing.contract import TABLES
+from ivig_platform.landing.land import Manifest, delivery_dir
+from ivig_platform.landing.schema import QUARANTINE, landed_schema
+
+SITE_DELIVERY_SCHEMA: dict[str, pl.DataType] = {
+    "site_id": pl.Utf8(),
+    "delivery_id": pl.Utf8(),
+    "status": pl.Utf8(),
+    "reason": pl.Utf8(),
+    "rows_landed": pl.Int64(),
+    "rows_quarantined": pl.Int64(),
+    "source_rows": pl.Int64(),
+    "content_sha256": pl.Utf8(),
+    "landed_at": pl.Datetime("us", "UTC"),
+    "delivery_date": pl.Date(),
+    "dropped_columns": pl.Utf8(),
+}
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    run_id: str
+    started_at: datetime
+    inbox: str
+
+
+def delivery_status(manifests: list[Manifest]) -> pl.DataFrame:
+    """`quality.site_delivery`: each site's newest landed delivery is accepted (§2).
+
+    Older landed deliveries of the site are superseded (a delivery is a complete
+    snapshot); rejected ones stay rejected whatever their order, and a site whose newest
+    delivery was rejected keeps its newest landed one in force.
+    """
+    rows = [
+        {
+            "site_id": m.site_id,
+            "delivery_id": m.delivery_id,
+            "status": "rejected" if m.status == "rejected" else "landed",
+            "reason": m.reason,
+            "rows_landed": m.rows_landed,
+            "rows_quarantined": m.rows_quarantined,
+            "source_rows": m.source_rows,
+            "content_sha256": m.content_sha256,
+            "landed_at": datetime.fromisoformat(m.landed_at).astimezone(UTC),
+            "delivery_date": date.fromisoformat(m.delivery_date),
+            "dropped_columns": ", ".join(m.dropped_columns) or None,
+        }
+        for m in manifests
+    ]
+    frame = pl.DataFrame(rows, schema=SITE_DELIVERY_SCHEMA)
+    newest = (
+        pl.col("delivery_id").filter(pl.col("status") == "landed").max().over("site_id")
+    )
+    status = (
+        pl.when(pl.col("status") == "rejected").then(pl.lit("rejected"))
+        .when(pl.col("delivery_id") == newest).then(pl.lit("accepted"))
+        .otherwise(pl.lit("superseded"))
+    )
+    return frame.with_columns(status.alias("status")).sort("site_id", "delivery_id")
+
+
+def _create_empty(con: duckdb.DuckDBPyConnection, name: str,
+                  schema: dict[str, pl.DataType]) -> None:
+    empty = pl.DataFrame(schema=schema)  # noqa: F841  (scanned by DuckDB by name)
+    con.execute(f"CREATE TABLE {name} AS SELECT * FROM empty")
+
+
+def _insert_parquet(con: duckdb.DuckDBPyConnection, name: str, files: list[Path]) -> None:
+    if files:
+        con.execute(
+            f"INSERT INTO {name} BY NAME SELECT * FROM read_parquet($files, hive_partitioning = false)",
+            {"files": [str(f) for f in files]},
+        )
+
+
+def build_database(path: Path, warehouse: Path, manifests: list[Manifest],
+                   run: RunInfo) -> pl.DataFrame:
+    """Write schemas `landed` and `quality` into a new DuckDB file; return site_delivery."""
+    status = delivery_status(manifests)
+    accepted = status.filter(pl.col("status") == "accepted")
+    landed_dirs = [
+        delivery_dir(warehouse, row["site_id"], row["delivery_id"])
+        for row in status.filter(pl.col("status") != "rejected").iter_rows(named=True)
+    ]
+    accepted_dirs = [
+        delivery_dir(warehouse, s, d)
+        for s, d in accepted.select("site_id", "delivery_id").iter_rows()
+    ]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    con = duckdb.connect(str(path))
+    try:
+        con.execute("CREATE SCHEMA landed; CREATE SCHEMA quality;")
+        for table in TABLES:
+            _create_empty(con, f"landed.{table}", landed_schema(table))
+            _insert_parquet(con, f"landed.{table}", [d / f"{table}.parquet" for d in accepted_dirs])
+        _create_empty(con, "quality.quarantine", QUARANTINE)
+        _insert_parquet(con, "quality.quarantine", [d / "quarantine.parquet" for d in landed_dirs])
+        con.register("site_delivery_frame", status)
+        con.execute("CREATE TABLE quality.site_delivery AS SELECT * FROM site_delivery_frame")
+        con.unregister("site_delivery_frame")
+        con.execute(
+            "CREATE TABLE quality.refresh_run AS SELECT $run_id AS run_id, "
+            "$started::TIMESTAMPTZ AS started_at, now() AS built_at, $inbox AS inbox",
+            {"run_id": run.run_id, "started": run.started_at, "inbox": run.inbox},
+        )
+        con.execute("CHECKPOINT")
+    finally:
+        con.close()
+    return status

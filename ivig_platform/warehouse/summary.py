@@ -1,0 +1,81 @@
+"""What a refresh did, in numbers fit for a Prefect artifact or a terminal."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ivig_platform.landing.land import Manifest
+from ivig_platform.warehouse.build import delivery_status
+
+
+@dataclass
+class RefreshSummary:
+    run_id: str
+    published: str
+    deliveries: list[dict] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def count(self, status: str) -> int:
+        return sum(1 for d in self.deliveries if d["status"] == status)
+
+    @property
+    def rows_landed(self) -> int:
+        return sum(d["rows_landed"] for d in self.deliveries if d["status"] == "accepted")
+
+    @property
+    def rows_quarantined(self) -> int:
+        return sum(d["rows_quarantined"] for d in self.deliveries if d["status"] == "accepted")
+
+    def delivery_rows(self) -> list[dict]:
+        return [
+            {k: d[k] for k in ("site_id", "delivery_id", "status", "reason", "rows_landed",
+                               "rows_quarantined", "source_rows")}
+            for d in self.deliveries
+        ]
+
+    def markdown(self) -> str:
+        lines = [
+            f"# Refresh {self.run_id}",
+            "",
+            f"Published `{self.published}`.",
+            "",
+            "| deliveries | accepted | superseded | rejected | rows landed (accepted) "
+            "| rows quarantined (accepted) |",
+            "|---:|---:|---:|---:|---:|---:|",
+            f"| {len(self.deliveries)} | {self.count('accepted')} | {self.count('superseded')} "
+            f"| {self.count('rejected')} | {self.rows_landed} | {self.rows_quarantined} |",
+            "",
+            "| stage | seconds |",
+            "|---|---:|",
+            *(f"| {k} | {v:.2f} |" for k, v in self.timings.items()),
+        ]
+        rejected = [d for d in self.deliveries if d["status"] == "rejected"]
+        if rejected:
+            lines += ["", "## Rejected deliveries", ""]
+            lines += [f"- `{d['site_id']}/{d['delivery_id']}`: {d['reason']}" for d in rejected]
+        return "\n".join(lines)
+
+    def as_dict(self) -> dict:
+        return {
+            "run_id": self.run_id,
+            "published": self.published,
+            "accepted": self.count("accepted"),
+            "superseded": self.count("superseded"),
+            "rejected": self.count("rejected"),
+            "rows_landed": self.rows_landed,
+            "rows_quarantined": self.rows_quarantined,
+            "timings": self.timings,
+            "deliveries": self.delivery_rows(),
+        }
+
+
+def summarise(run_id: str, manifests: list[Manifest], published: Path,
+              timings: dict[str, float]) -> RefreshSummary:
+    status = delivery_status(manifests)
+    return RefreshSummary(
+        run_id=run_id,
+        published=str(published),
+        deliveries=status.drop("landed_at", "delivery_date").to_dicts(),
+        timings={k: round(v, 3) for k, v in timings.items()},
+    )
