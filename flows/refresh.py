@@ -7,6 +7,8 @@ publish it by rename, and leave a summary for the people who watch the runs.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
 import traceback
 import uuid
@@ -19,11 +21,28 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from ivig_platform.landing.discovery import discover_deliveries
 from ivig_platform.landing.land import Delivery, Manifest, land_delivery
-from ivig_platform.landing.pseudonym import key_fingerprint, load_key
+from ivig_platform.landing.pseudonym import KEY_VARIABLE, key_fingerprint, load_key
 from ivig_platform.progress import ProgressEvent, emit
 from ivig_platform.warehouse.build import RunInfo, build_database
 from ivig_platform.warehouse.publish import build_path, publish
 from ivig_platform.warehouse.summary import RefreshSummary, summarise
+
+SECRET_BLOCK = "ivig-pseudonym-key"
+
+
+def ensure_key() -> None:
+    """The key comes from the environment or, on a Prefect server, from a Secret block.
+
+    A worker started without `IVIG_PSEUDONYM_KEY` looks for the Secret block
+    `ivig-pseudonym-key`; the value is put in this process's environment only, never in
+    a parameter, a result or a log. Without either, the run fails before any work.
+    """
+    if not os.environ.get(KEY_VARIABLE) and os.environ.get("PREFECT_API_URL"):
+        from prefect.blocks.system import Secret
+
+        with contextlib.suppress(ValueError):  # no block: load_key() says what is missing
+            os.environ[KEY_VARIABLE] = Secret.load(SECRET_BLOCK).get()
+    load_key()
 
 
 @task(name="find-deliveries")
@@ -88,7 +107,7 @@ def report_run(summary: RefreshSummary) -> None:
 @flow(name="ivig-refresh", task_runner=ThreadPoolTaskRunner(max_workers=4))
 def refresh(inbox: str, warehouse: str) -> dict:
     """Land every site's deliveries from `inbox` and publish `warehouse/ivig.duckdb`."""
-    load_key()  # fail the whole run at once, before any work, when the key is missing
+    ensure_key()  # fail the whole run at once, before any work, when the key is missing
     started = time.perf_counter()
     run = RunInfo(
         run_id=datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6],

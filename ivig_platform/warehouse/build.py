@@ -84,7 +84,8 @@ def _create_empty(con: duckdb.DuckDBPyConnection, name: str,
 def _insert_parquet(con: duckdb.DuckDBPyConnection, name: str, files: list[Path]) -> None:
     if files:
         con.execute(
-            f"INSERT INTO {name} BY NAME SELECT * FROM read_parquet($files, hive_partitioning = false)",
+            f"INSERT INTO {name} BY NAME "
+            "SELECT * FROM read_parquet($files, hive_partitioning = false)",
             {"files": [str(f) for f in files]},
         )
 
