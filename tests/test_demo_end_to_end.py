@@ -1,0 +1,193 @@
+"""`ivig demo` end to end, as a user runs it: a real process, Prefect's local server,
+the published DuckDB file — then what the protocol promises about that file."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pytest
+
+from ivig_platform.demo import write_demo_inbox
+
+pytestmark = pytest.mark.e2e
+
+IVIG = str(Path(sys.executable).parent / "ivig")
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [IVIG, *args], capture_output=True, text=True, timeout=900,
+        env=env or os.environ.copy(),
+    )
+
+
+@pytest.fixture(scope="session")
+def demo(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("demo")
+    env = {k: v for k, v in os.environ.items() if k != "IVIG_PSEUDONYM_KEY"}
+    first = run_cli("demo", "--dir", str(folder), env=env)
+    assert first.returncode == 0, first.stdout + first.stderr
+    truth = write_demo_inbox(tmp_path_factory.mktemp("truth") / "inbox")
+    return folder, first, truth
+
+
+@pytest.fixture(scope="session")
+def published(demo):
+    folder, _, _ = demo
+    con = duckdb.connect(str(folder / "warehouse" / "ivig.duckdb"), read_only=True)
+    yield con
+    con.close()
+
+
+def test_demo_publishes_and_reports_every_site(demo):
+    _, result, _ = demo
+    assert "published" in result.stdout
+    assert "18 sites accepted" in result.stdout
+
+
+def test_site_delivery_lists_every_delivery_with_its_status(demo, published):
+    _, _, truth = demo
+    rows = published.execute(
+        "SELECT site_id, delivery_id, status, split_part(reason, ':', 1), source_rows "
+        "FROM quality.site_delivery"
+    ).fetchall()
+    expected = {
+        (site, delivery, status, code, source_rows)
+        for site, delivery, status, code, source_rows in truth.expected_deliveries
+    }
+    assert {(s, d, st, c) for s, d, st, c, _ in rows} == {
+        (s, d, st, c) for s, d, st, c, _ in expected
+    }
+    accepted_sites = {s for s, _, st, _, _ in rows if st == "accepted"}
+    assert len(accepted_sites) == 18
+    assert {"superseded", "rejected"} <= {st for _, _, st, _, _ in rows}
+
+
+def test_every_source_row_is_landed_or_quarantined(published):
+    mismatched = published.execute(
+        "SELECT site_id, delivery_id FROM quality.site_delivery "
+        "WHERE status <> 'rejected' AND rows_landed + rows_quarantined <> source_rows"
+    ).fetchall()
+    assert mismatched == []
+    per_delivery = published.execute(
+        "SELECT d.site_id, d.delivery_id, d.rows_quarantined, count(q.rule) "
+        "FROM quality.site_delivery d LEFT JOIN quality.quarantine q USING (site_id, delivery_id) "
+        "WHERE d.status <> 'rejected' GROUP BY ALL"
+    ).fetchall()
+    assert all(expected == found for _, _, expected, found in per_delivery)
+
+
+def test_quarantine_holds_exactly_the_injected_bad_rows(demo, published):
+    _, _, truth = demo
+    found = set(published.execute(
+        "SELECT site_id, delivery_id, table_name, source_row, rule FROM quality.quarantine"
+    ).fetchall())
+    assert found == set(truth.expected_quarantine)
+
+
+def test_landed_cohort_matches_the_published_counts(published):
+    n, women, men, diffuse, limited = published.execute(
+        "SELECT count(*), count(*) FILTER (sex = 'F'), count(*) FILTER (sex = 'M'), "
+        "count(*) FILTER (ssc_subtype = 'diffuse'), count(*) FILTER (ssc_subtype = 'limited') "
+        "FROM landed.patients"
+    ).fetchone()
+    assert (n, women, men, diffuse, limited) == (78, 64, 14, 46, 32)
+    mean_age = published.execute("SELECT avg(age_at_index) FROM landed.patients").fetchone()[0]
+    assert mean_age == pytest.approx(58.5, rel=0.01)
+    events, patients = published.execute(
+        "SELECT count(*), count(DISTINCT patient_key) FROM landed.adverse_events"
+    ).fetchone()
+    assert (events, patients) == (12, 10)
+
+
+def test_landed_tables_hold_the_clean_rows(demo, published):
+    _, _, truth = demo
+    for table, frame in truth.clean.items():
+        count = published.execute(f"SELECT count(*) FROM landed.{table}").fetchone()[0]
+        assert count == frame.height, table
+
+
+def test_ck_is_landed_in_units_per_litre(published):
+    converted = published.execute(
+        "SELECT count(*) FROM landed.assessments WHERE measure = 'ck' "
+        "AND lower(unit_as_reported) LIKE '%kat%' "
+        "AND abs(value - 60 * replace(value_as_reported, ',', '.')::DOUBLE) > 0.01"
+    ).fetchone()[0]
+    assert converted == 0
+
+
+def _identifiers(truth) -> list[str]:
+    return sorted({str(i) for i in truth.identifiers if len(str(i)) >= 4})
+
+
+def test_no_direct_identifier_in_any_table_of_the_published_file(demo, published):
+    _, _, truth = demo
+    identifiers = _identifiers(truth)
+    assert identifiers, "the demo must declare its identifiers"
+    columns = published.execute(
+        "SELECT table_schema, table_name, column_name FROM information_schema.columns "
+        "WHERE data_type = 'VARCHAR' OR data_type LIKE '%[]'"
+    ).fetchall()
+    published.execute("CREATE OR REPLACE TEMP TABLE ids AS SELECT unnest($ids) AS id",
+                      {"ids": identifiers})
+    for schema, table, column in columns:
+        hits = published.execute(
+            f'SELECT count(*) FROM "{schema}"."{table}" t, ids '
+            f'WHERE contains(CAST(t."{column}" AS VARCHAR), ids.id)'
+        ).fetchone()[0]
+        assert hits == 0, f"{schema}.{table}.{column} holds a direct identifier"
+
+
+def test_no_direct_identifier_in_any_file_under_the_warehouse(demo):
+    folder, result, truth = demo
+    identifiers = _identifiers(truth)
+    needles = [i.encode() for i in identifiers]
+    leaks = []
+    for path in (folder / "warehouse").rglob("*"):
+        if not path.is_file() or path.suffix == ".duckdb":
+            continue
+        if path.suffix == ".parquet":
+            frame = pl.read_parquet(path)
+            text = frame.select(pl.all().cast(pl.Utf8, strict=False)).write_csv().encode()
+        else:
+            text = path.read_bytes()
+        leaks += [(str(path), n.decode()) for n in needles if n in text]
+    output = (result.stdout + result.stderr).encode()
+    leaks += [("ivig demo output", n.decode()) for n in needles if n in output]
+    assert leaks == []
+
+
+def test_unchanged_inbox_does_no_landing_work(demo):
+    folder, _, _ = demo
+    landing = folder / "warehouse" / "landing"
+    before = {p: p.stat().st_mtime_ns for p in landing.rglob("*") if p.is_file()}
+    env = os.environ.copy()
+    env["IVIG_PSEUDONYM_KEY"] = (folder / ".pseudonym_key").read_text().strip()
+    again = run_cli("refresh", "--inbox", str(folder / "inbox"),
+                    "--warehouse", str(folder / "warehouse"), env=env)
+    assert again.returncode == 0, again.stdout + again.stderr
+    after = {p: p.stat().st_mtime_ns for p in landing.rglob("*") if p.is_file()}
+    assert after == before
+
+
+def test_status_shows_every_delivery(demo):
+    folder, _, truth = demo
+    result = run_cli("status", "--warehouse", str(folder / "warehouse"))
+    assert result.returncode == 0, result.stderr
+    for site, delivery, status, _, _ in truth.expected_deliveries:
+        assert site in result.stdout and delivery in result.stdout and status in result.stdout
+
+
+def test_refresh_without_key_refuses_with_a_clear_message(tmp_path):
+    (tmp_path / "inbox").mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "IVIG_PSEUDONYM_KEY"}
+    result = run_cli("refresh", "--inbox", str(tmp_path / "inbox"),
+                     "--warehouse", str(tmp_path / "wh"), env=env)
+    assert result.returncode == 1
+    assert "IVIG_PSEUDONYM_KEY" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
