@@ -169,7 +169,8 @@ def efficacy_table(assessments: pl.DataFrame, patients: pl.DataFrame) -> pl.Data
             _by_measure(lambda rule: rule.responder).alias("_responder"),
         )
     )
-    stats = long.group_by(_KEYS).agg(_aggregations())
+    # a fixed row order within groups makes float sums, hence the output, reproducible
+    stats = long.sort([*_KEYS, "patient_key"]).group_by(_KEYS).agg(_aggregations())
     return (
         _grid()
         .join(stats, on=_KEYS, how="left")

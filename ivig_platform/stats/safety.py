@@ -162,10 +162,16 @@ def _with_fixed(counts: pl.DataFrame, fixed: tuple[str, ...], *, by_size: bool) 
 def _discontinuation(analysed: pl.DataFrame, events: pl.DataFrame) -> pl.DataFrame:
     """Patients who stopped IVIG: any reason, by reason, and after an adverse event."""
     reason = pl.col("ivig_stop_reason")
-    stopped_by_event = events.filter(pl.col("action").cast(pl.String) == "discontinued")
-    followed_event = (reason == "adverse_event") | pl.col("patient_key").is_in(
-        stopped_by_event.get_column("patient_key").unique()
+    stopped_by_event = (
+        events.filter(pl.col("action").cast(pl.String) == "discontinued")
+        .select("patient_key")
+        .unique()
+        .with_columns(_event_discontinued=pl.lit(True))
     )
+    flagged = analysed.join(stopped_by_event, on="patient_key", how="left")
+    followed_event = (reason == "adverse_event").fill_null(False) | pl.col(
+        "_event_discontinued"
+    ).fill_null(False)  # stopped for an AE, or an AE's action was to discontinue
     by_reason = _with_fixed(
         analysed.filter(reason.is_not_null())
         .group_by(reason.alias("category"))
@@ -176,7 +182,7 @@ def _discontinuation(analysed: pl.DataFrame, events: pl.DataFrame) -> pl.DataFra
     parts = [
         analysed.select(category=pl.lit("any"), n_patients=reason.is_not_null().sum()),
         by_reason,
-        analysed.select(category=pl.lit("followed_adverse_event"), n_patients=followed_event.sum()),
+        flagged.select(category=pl.lit("followed_adverse_event"), n_patients=followed_event.sum()),
     ]
     return pl.concat(
         [p.with_columns(pl.col("n_patients").cast(pl.Int64)) for p in parts], how="vertical"

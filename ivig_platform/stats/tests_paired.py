@@ -153,7 +153,7 @@ def psignrank(q: float, n: int, *, lower_tail: bool = True) -> float:
     upper tail is summed directly, not taken as 1 - lower, so small p keep their digits.
     """
     counts = _signrank_counts(n)
-    upto = int(np.floor(q + 1e-7))  # R: q rounded down, with R's fuzz for integers
+    upto = int(np.floor(q + 1e-7))  # V is an integer here; the fuzz absorbs float error
     if lower_tail:
         hits = counts[: upto + 1].sum() if upto >= 0 else 0
     else:
@@ -163,7 +163,7 @@ def psignrank(q: float, n: int, *, lower_tail: bool = True) -> float:
 
 def _average_ranks(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Average ranks of ``a`` (ties share the mean rank, R ``rank``) and tie-group sizes."""
-    uniq, inverse, counts = np.unique(a, return_inverse=True, return_counts=True)
+    _, inverse, counts = np.unique(a, return_inverse=True, return_counts=True)
     first = np.cumsum(counts) - counts  # 0-based first position of each value
     mean_rank = first + (counts + 1) / 2.0
     return mean_rank[inverse], counts
