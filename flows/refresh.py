@@ -17,10 +17,12 @@ from pathlib import Path
 
 from prefect import flow, get_run_logger, task, unmapped
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
+from prefect.tasks import exponential_backoff
 
-from ivig_platform.landing.discovery import discover_deliveries
-from ivig_platform.landing.land import Delivery, Manifest, land_delivery
+from ivig_platform.landing.discovery import Discovery, discover_settled
+from ivig_platform.landing.land import Delivery, Manifest, land_delivery, landed_manifests
 from ivig_platform.landing.pseudonym import KEY_VARIABLE, key_fingerprint, load_key
 from ivig_platform.progress import ProgressEvent, emit
 from ivig_platform.warehouse.build import RunInfo, build_database
@@ -46,21 +48,39 @@ def ensure_key() -> None:
 
 
 @task(name="find-deliveries")
-def find_deliveries(inbox: Path) -> list[Delivery]:
-    deliveries = discover_deliveries(inbox)
-    for d in deliveries:
+def find_deliveries(inbox: Path, settle_seconds: float) -> Discovery:
+    found = discover_settled(inbox, settle_seconds)
+    for d in found.ready:
         emit(ProgressEvent(d.site_id, d.delivery_id, "queued"))
-    return deliveries
+    for d in found.waiting:
+        emit(ProgressEvent(d.site_id, d.delivery_id, "waiting",
+                           f"still being written (unchanged < {settle_seconds:.0f} s, no _READY)"))
+    return found
 
 
-@task(name="land-delivery", task_run_name="land-{delivery.site_id}-{delivery.delivery_id}")
+def _transient(task, task_run, state) -> bool:
+    """Retry only what waiting can fix: files changing or briefly unreadable."""
+    return isinstance(state.result(raise_on_failure=False), OSError)
+
+
+@task(
+    name="land-delivery",
+    task_run_name="land-{delivery.site_id}-{delivery.delivery_id}",
+    retries=3,
+    retry_delay_seconds=exponential_backoff(backoff_factor=5),
+    retry_condition_fn=_transient,
+    timeout_seconds=1800,
+    cache_policy=NO_CACHE,  # landing's own manifest is the cache, keyed on content hash
+)
 def land(delivery: Delivery, warehouse: Path) -> Manifest:
-    """Land one delivery; any failure becomes a rejection of this delivery only."""
+    """Land one delivery; a failure that retrying cannot fix rejects this delivery only."""
     emit(ProgressEvent(delivery.site_id, delivery.delivery_id, "landing"))
     key = load_key()
     try:
         manifest = land_delivery(delivery, warehouse, key)
-    except Exception as exc:  # a bug or an I/O error must not stop the other sites
+    except OSError:
+        raise  # transient (changing files, I/O): retried with backoff, then deferred
+    except Exception as exc:  # a bug must not stop the other sites
         # Only the exception type and the code path are logged: messages from parsers can
         # quote cell values, and cell values can be identifiers (§6).
         get_run_logger().error(
@@ -81,10 +101,12 @@ def land(delivery: Delivery, warehouse: Path) -> Manifest:
     return manifest
 
 
-@task(name="build-warehouse")
-def build_warehouse(warehouse: Path, manifests: list[Manifest], run: RunInfo) -> Path:
+@task(name="build-warehouse", timeout_seconds=1800)
+def build_warehouse(warehouse: Path, run_manifests: list[Manifest], run: RunInfo) -> Path:
+    """A new DuckDB file from every landed delivery (the warehouse is the record)."""
+    unrecorded = [m for m in run_manifests if m.status == "rejected" and not m.content_sha256]
     built = build_path(warehouse, run.run_id)
-    build_database(built, warehouse, manifests, run)
+    build_database(built, warehouse, landed_manifests(warehouse) + unrecorded, run)
     return built
 
 
@@ -104,8 +126,28 @@ def report_run(summary: RefreshSummary) -> None:
     )
 
 
+def land_all(deliveries: list[Delivery], warehouse: Path) -> tuple[list[Manifest], list[str]]:
+    """Land deliveries concurrently; those still failing after retries are deferred.
+
+    A deferred delivery writes no manifest, so the next refresh tries it again and the
+    site's previous accepted delivery stays in force meanwhile.
+    """
+    futures = land.map(deliveries, unmapped(warehouse))
+    manifests: list[Manifest] = []
+    deferred: list[str] = []
+    for delivery, future in zip(deliveries, futures, strict=True):
+        state = future.wait() or future.state
+        if state.is_completed():
+            manifests.append(future.result())
+        else:
+            deferred.append(delivery.label)
+            emit(ProgressEvent(delivery.site_id, delivery.delivery_id, "failed",
+                               "deferred to the next refresh (transient error)"))
+    return manifests, deferred
+
+
 @flow(name="ivig-refresh", task_runner=ThreadPoolTaskRunner(max_workers=4))
-def refresh(inbox: str, warehouse: str) -> dict:
+def refresh(inbox: str, warehouse: str, settle_seconds: float = 0) -> dict:
     """Land every site's deliveries from `inbox` and publish `warehouse/ivig.duckdb`."""
     ensure_key()  # fail the whole run at once, before any work, when the key is missing
     started = time.perf_counter()
@@ -119,8 +161,8 @@ def refresh(inbox: str, warehouse: str) -> dict:
     timings: dict[str, float] = {}
 
     t0 = time.perf_counter()
-    deliveries = find_deliveries(inbox_path)
-    manifests = [f.result() for f in land.map(deliveries, unmapped(warehouse_path))]
+    found = find_deliveries(inbox_path, settle_seconds)
+    manifests, deferred = land_all(found.ready, warehouse_path)
     timings["landing"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -133,7 +175,8 @@ def refresh(inbox: str, warehouse: str) -> dict:
     timings["publish"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - started
 
-    summary = summarise(run.run_id, manifests, published, timings)
+    summary = summarise(run.run_id, landed_manifests(warehouse_path), published, timings,
+                        waiting=[d.label for d in found.waiting], deferred=deferred)
     report_run(summary)
     emit(ProgressEvent("*", "*", "step", f"published {published}"))
     return summary.as_dict()

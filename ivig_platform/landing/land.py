@@ -83,10 +83,18 @@ def delivery_dir(warehouse: Path, site_id: str, delivery_id: str) -> Path:
     )
 
 
+class DeliveryChanged(OSError):
+    """The delivery's files changed while it was being landed: a transient condition."""
+
+
 def content_hash(folder: Path) -> str:
-    """A delivery's identity is its files' names and bytes, not its folder's timestamps."""
+    """A delivery's identity is its files' names and bytes, not its folder's timestamps.
+
+    The `_READY` marker is a signal, not content: adding it does not make a new delivery.
+    """
     digest = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+    files = (p for p in folder.rglob("*") if p.is_file() and p.name != "_READY")
+    for path in sorted(files):
         digest.update(str(path.relative_to(folder)).encode())
         digest.update(b"\0")
         digest.update(sha256_file(path).encode())
@@ -99,6 +107,18 @@ def delivery_date(delivery_id: str, today: date) -> date:
         return date.fromisoformat(delivery_id) if len(delivery_id) == 10 else today
     except ValueError:
         return today
+
+
+def landed_manifests(warehouse: Path) -> list[Manifest]:
+    """Every delivery landing has recorded: the warehouse, not the inbox, is the record.
+
+    Hospitals' inbox folders get archived or cleaned; a site's accepted delivery must stay
+    in force after its folder is gone.
+    """
+    return [
+        Manifest.from_json(path.read_text())
+        for path in sorted((warehouse / "landing").glob(f"site=*/delivery=*/{MANIFEST}"))
+    ]
 
 
 def read_manifest(folder: Path) -> Manifest | None:
@@ -185,6 +205,9 @@ def land_delivery(delivery: Delivery, warehouse: Path, key: bytes,
         manifest.reason = str(rejected)
         manifest.rows_landed = manifest.rows_quarantined = 0
         manifest.tables = {}
+    if content_hash(delivery.path) != content:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise DeliveryChanged(f"{delivery.label} changed while it was being landed")
     (staging / MANIFEST).write_text(manifest.to_json())
     shutil.rmtree(target, ignore_errors=True)
     staging.rename(target)

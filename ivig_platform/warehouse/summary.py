@@ -15,6 +15,8 @@ class RefreshSummary:
     published: str
     deliveries: list[dict] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    waiting: list[str] = field(default_factory=list)
+    deferred: list[str] = field(default_factory=list)
 
     def count(self, status: str) -> int:
         return sum(1 for d in self.deliveries if d["status"] == status)
@@ -50,6 +52,10 @@ class RefreshSummary:
             "|---|---:|",
             *(f"| {k} | {v:.2f} |" for k, v in self.timings.items()),
         ]
+        if self.waiting or self.deferred:
+            lines += ["", "## Not taken this run", ""]
+            lines += [f"- `{label}`: still being written" for label in self.waiting]
+            lines += [f"- `{label}`: transient error after retries" for label in self.deferred]
         rejected = [d for d in self.deliveries if d["status"] == "rejected"]
         if rejected:
             lines += ["", "## Rejected deliveries", ""]
@@ -66,16 +72,21 @@ class RefreshSummary:
             "rows_landed": self.rows_landed,
             "rows_quarantined": self.rows_quarantined,
             "timings": self.timings,
+            "waiting": self.waiting,
+            "deferred": self.deferred,
             "deliveries": self.delivery_rows(),
         }
 
 
 def summarise(run_id: str, manifests: list[Manifest], published: Path,
-              timings: dict[str, float]) -> RefreshSummary:
+              timings: dict[str, float], waiting: list[str] | None = None,
+              deferred: list[str] | None = None) -> RefreshSummary:
     status = delivery_status(manifests)
     return RefreshSummary(
         run_id=run_id,
         published=str(published),
         deliveries=status.drop("landed_at", "delivery_date").to_dicts(),
         timings={k: round(v, 3) for k, v in timings.items()},
+        waiting=waiting or [],
+        deferred=deferred or [],
     )
