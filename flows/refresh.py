@@ -69,7 +69,8 @@ def _transient(task, task_run, state) -> bool:
     retries=3,
     retry_delay_seconds=exponential_backoff(backoff_factor=5),
     retry_condition_fn=_transient,
-    timeout_seconds=1800,
+    # No per-task timeout: mapped tasks run in worker threads, where Prefect cannot
+    # interrupt them; the flow's own timeout bounds the run instead.
     cache_policy=NO_CACHE,  # landing's own manifest is the cache, keyed on content hash
 )
 def land(delivery: Delivery, warehouse: Path) -> Manifest:
@@ -146,7 +147,11 @@ def land_all(deliveries: list[Delivery], warehouse: Path) -> tuple[list[Manifest
     return manifests, deferred
 
 
-@flow(name="ivig-refresh", task_runner=ThreadPoolTaskRunner(max_workers=4))
+@flow(
+    name="ivig-refresh",
+    task_runner=ThreadPoolTaskRunner(max_workers=4),
+    timeout_seconds=4 * 3600,
+)
 def refresh(inbox: str, warehouse: str, settle_seconds: float = 0) -> dict:
     """Land every site's deliveries from `inbox` and publish `warehouse/ivig.duckdb`."""
     ensure_key()  # fail the whole run at once, before any work, when the key is missing
