@@ -26,7 +26,8 @@ from ivig_platform.landing.land import Delivery, Manifest, land_delivery, landed
 from ivig_platform.landing.pseudonym import KEY_VARIABLE, key_fingerprint, load_key
 from ivig_platform.progress import ProgressEvent, emit
 from ivig_platform.warehouse.build import RunInfo, build_database
-from ivig_platform.warehouse.publish import build_path, publish
+from ivig_platform.warehouse.publish import build_path, publish, published_path
+from ivig_platform.warehouse.state import current_state, is_unchanged, write_state
 from ivig_platform.warehouse.summary import RefreshSummary, summarise
 
 SECRET_BLOCK = "ivig-pseudonym-key"
@@ -152,16 +153,25 @@ def land_all(deliveries: list[Delivery], warehouse: Path) -> tuple[list[Manifest
     task_runner=ThreadPoolTaskRunner(max_workers=4),
     timeout_seconds=4 * 3600,
 )
-def refresh(inbox: str, warehouse: str, settle_seconds: float = 0) -> dict:
-    """Land every site's deliveries from `inbox` and publish `warehouse/ivig.duckdb`."""
+def refresh(inbox: str, warehouse: str, settle_seconds: float = 0, force: bool = False) -> dict:
+    """Land every site's deliveries from `inbox` and publish `warehouse/ivig.duckdb`.
+
+    `settle_seconds`: a delivery folder without `_READY` is taken only once nothing in it
+    changed for that long. `force`: rebuild even when nothing changed since the last
+    publish.
+    """
     ensure_key()  # fail the whole run at once, before any work, when the key is missing
+    inbox_path, warehouse_path = Path(inbox), Path(warehouse)
+    state = current_state(inbox_path, key_fingerprint(load_key()), settle_seconds)
+    if not force and is_unchanged(warehouse_path, state):
+        emit(ProgressEvent("*", "*", "step", "nothing changed since the last publish"))
+        return {"unchanged": True, "published": str(published_path(warehouse_path))}
     started = time.perf_counter()
     run = RunInfo(
         run_id=datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6],
         started_at=datetime.now(UTC),
         inbox=str(inbox),
     )
-    inbox_path, warehouse_path = Path(inbox), Path(warehouse)
     warehouse_path.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
 
@@ -183,5 +193,7 @@ def refresh(inbox: str, warehouse: str, settle_seconds: float = 0) -> dict:
     summary = summarise(run.run_id, landed_manifests(warehouse_path), published, timings,
                         waiting=[d.label for d in found.waiting], deferred=deferred)
     report_run(summary)
+    if not found.waiting and not deferred:
+        write_state(warehouse_path, state)
     emit(ProgressEvent("*", "*", "step", f"published {published}"))
     return summary.as_dict()

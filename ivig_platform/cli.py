@@ -17,7 +17,14 @@ from typing import Annotated
 
 import typer
 
-from ivig_platform.landing.pseudonym import KEY_VARIABLE
+from ivig_platform.landing.pseudonym import (
+    KEY_VARIABLE,
+    MissingKeyError,
+    key_fingerprint,
+    load_key,
+)
+from ivig_platform.warehouse.publish import published_path
+from ivig_platform.warehouse.state import current_state, is_unchanged
 
 app = typer.Typer(
     add_completion=False,
@@ -50,12 +57,19 @@ def configure_local_prefect(warehouse: Path) -> None:
         os.environ.setdefault("PREFECT_UI_ENABLED", "false")
 
 
-def run_refresh(inbox: Path, warehouse: Path) -> dict:
+def run_refresh(inbox: Path, warehouse: Path, *, settle_seconds: float = 0,
+                force: bool = False) -> dict:
     """Run the refresh flow in this process with a live display; return its summary."""
     if not inbox.is_dir():
         fail(f"inbox {inbox} is not a folder")
-    if not os.environ.get(KEY_VARIABLE):
-        fail(f"{KEY_VARIABLE} is not set: landing needs the study's pseudonymisation key")
+    try:
+        key = load_key()
+    except MissingKeyError as exc:
+        fail(str(exc))
+    # The unchanged case is decided before Prefect starts: a quiet night costs milliseconds.
+    state = current_state(inbox, key_fingerprint(key), settle_seconds)
+    if not force and is_unchanged(warehouse, state):
+        return {"unchanged": True, "published": str(published_path(warehouse))}
     warehouse.mkdir(parents=True, exist_ok=True)
     configure_local_prefect(warehouse)
     from flows.refresh import refresh
@@ -63,13 +77,17 @@ def run_refresh(inbox: Path, warehouse: Path) -> dict:
 
     with progress_display(sys.stdout.isatty()):
         try:
-            summary = refresh(inbox=str(inbox.resolve()), warehouse=str(warehouse.resolve()))
+            summary = refresh(inbox=str(inbox.resolve()), warehouse=str(warehouse.resolve()),
+                              settle_seconds=settle_seconds, force=force)
         except Exception as exc:  # the flow's own failure, reported in one line
             fail(f"refresh failed, nothing published: {type(exc).__name__}: {exc}")
     return summary
 
 
 def print_summary(summary: dict) -> None:
+    if summary.get("unchanged"):
+        typer.echo(f"nothing changed since the last publish; {summary['published']} is current")
+        return
     typer.echo(
         f"published {summary['published']}: {summary['accepted']} sites accepted, "
         f"{summary['superseded']} superseded, {summary['rejected']} rejected; "
@@ -82,13 +100,17 @@ def print_summary(summary: dict) -> None:
 def refresh(
     inbox: Annotated[Path, typer.Option(help="Folder of <site_id>/<delivery_id>/ deliveries.")],
     warehouse: Annotated[Path, typer.Option(help="Folder where ivig.duckdb is published.")],
+    settle_seconds: Annotated[float, typer.Option(
+        help="Take a delivery without a _READY marker only once unchanged this long.")] = 0,
+    force: Annotated[bool, typer.Option(help="Rebuild even if nothing changed.")] = False,
 ) -> None:
     """Land every site's deliveries and publish WAREHOUSE/ivig.duckdb.
 
     Needs IVIG_PSEUDONYM_KEY in the environment. Exit code 0 when a warehouse was
-    published, 1 with a one-line reason otherwise.
+    published (or nothing changed since the last publish), 1 with a one-line reason
+    otherwise.
     """
-    print_summary(run_refresh(inbox, warehouse))
+    print_summary(run_refresh(inbox, warehouse, settle_seconds=settle_seconds, force=force))
 
 
 @app.command()
@@ -131,7 +153,6 @@ def status(
 ) -> None:
     """Every site's deliveries in the published warehouse: status, reason, rows, age."""
     from ivig_platform.console import status_table
-    from ivig_platform.warehouse.publish import published_path
 
     path = published_path(warehouse)
     if not path.exists():

@@ -162,15 +162,31 @@ def test_no_direct_identifier_in_any_file_under_the_warehouse(demo):
     assert leaks == []
 
 
-def test_unchanged_inbox_does_no_landing_work(demo):
+def _demo_env(folder: Path) -> dict[str, str]:
+    env = os.environ.copy()
+    env["IVIG_PSEUDONYM_KEY"] = (folder / ".pseudonym_key").read_text().strip()
+    return env
+
+
+def test_unchanged_inbox_skips_the_refresh_before_prefect_starts(demo):
+    folder, _, _ = demo
+    published = folder / "warehouse" / "ivig.duckdb"
+    before = published.stat().st_ino
+    again = run_cli("refresh", "--inbox", str(folder / "inbox"),
+                    "--warehouse", str(folder / "warehouse"), env=_demo_env(folder))
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "nothing changed since the last publish" in again.stdout
+    assert published.stat().st_ino == before
+
+
+def test_forced_refresh_of_an_unchanged_inbox_does_no_landing_work(demo):
     folder, _, _ = demo
     landing = folder / "warehouse" / "landing"
     before = {p: p.stat().st_mtime_ns for p in landing.rglob("*") if p.is_file()}
-    env = os.environ.copy()
-    env["IVIG_PSEUDONYM_KEY"] = (folder / ".pseudonym_key").read_text().strip()
-    again = run_cli("refresh", "--inbox", str(folder / "inbox"),
-                    "--warehouse", str(folder / "warehouse"), env=env)
+    again = run_cli("refresh", "--inbox", str(folder / "inbox"), "--force",
+                    "--warehouse", str(folder / "warehouse"), env=_demo_env(folder))
     assert again.returncode == 0, again.stdout + again.stderr
+    assert "published" in again.stdout
     after = {p: p.stat().st_mtime_ns for p in landing.rglob("*") if p.is_file()}
     assert after == before
 
