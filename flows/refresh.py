@@ -128,6 +128,16 @@ def report_run(summary: RefreshSummary) -> None:
     )
 
 
+def absolute_folder(value: str, name: str) -> Path:
+    """Deployments fill paths from the environment: an empty one must not mean `.`."""
+    if not value or not value.strip():
+        raise ValueError(f"the {name} parameter is empty")
+    path = Path(value).expanduser()
+    if not path.is_absolute():
+        raise ValueError(f"the {name} parameter must be an absolute path, got {value!r}")
+    return path
+
+
 def land_all(deliveries: list[Delivery], warehouse: Path) -> tuple[list[Manifest], list[str]]:
     """Land deliveries concurrently; those still failing after retries are deferred.
 
@@ -161,7 +171,8 @@ def refresh(inbox: str, warehouse: str, settle_seconds: float = 0, force: bool =
     publish.
     """
     ensure_key()  # fail the whole run at once, before any work, when the key is missing
-    inbox_path, warehouse_path = Path(inbox), Path(warehouse)
+    inbox_path, warehouse_path = absolute_folder(inbox, "inbox"), absolute_folder(
+        warehouse, "warehouse")
     state = current_state(inbox_path, key_fingerprint(load_key()), settle_seconds)
     if not force and is_unchanged(warehouse_path, state):
         emit(ProgressEvent("*", "*", "step", "nothing changed since the last publish"))

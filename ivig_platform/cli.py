@@ -172,5 +172,29 @@ def status(
     status_table(rows, today=today, built=built, path=path)
 
 
+@app.command()
+def rollback(
+    warehouse: Annotated[Path, typer.Option(help="Folder where ivig.duckdb is published.")],
+    to: Annotated[str | None, typer.Option(
+        help="Version to publish (a name from WAREHOUSE/versions/); default: the previous.")
+    ] = None,
+) -> None:
+    """Re-publish an earlier version of WAREHOUSE/ivig.duckdb (kept under versions/).
+
+    The swap is the same atomic rename as a refresh: open read-only connections keep what
+    they had, new ones see the rolled-back file. The version that was current stays
+    among the versions, so a rollback can be undone with --to.
+    """
+    from ivig_platform.warehouse.rollback import RollbackError, current_version
+    from ivig_platform.warehouse.rollback import rollback as roll_back
+
+    try:
+        roll_back(warehouse, to=to)
+    except RollbackError as exc:
+        fail(str(exc))
+    current = current_version(warehouse)
+    typer.echo(f"published {current.name if current else '?'} as {published_path(warehouse)}")
+
+
 def main() -> None:  # pragma: no cover - console script entry
     app()

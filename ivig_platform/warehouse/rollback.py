@@ -16,7 +16,7 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ivig_platform.warehouse.publish import published_path
+from ivig_platform.warehouse.publish import publish_lock, published_path
 
 VERSIONS_DIR = "versions"
 VERSION_GLOB = "ivig-*.duckdb"
@@ -65,6 +65,11 @@ def rollback(warehouse: Path, to: str | None = None) -> Path:
     published versions are kept (the next refresh prunes the oldest).
     """
     warehouse = Path(warehouse)
+    with publish_lock(warehouse):
+        return _rollback(warehouse, to)
+
+
+def _rollback(warehouse: Path, to: str | None) -> Path:
     target = published_path(warehouse)
     versions = list_versions(warehouse)
     if not versions:
