@@ -18,7 +18,9 @@ NumberStyle = Literal["dot", "spanish"]
 _ISO = r"^(\d{4})-(\d{1,2})-(\d{1,2})(?:[ T]00:00(?::00(?:\.0+)?)?)?$"
 _DAY_FIRST = r"^(\d{1,2})[/-](\d{1,2})[/-](\d{4})$"
 # `;` files: `.` groups thousands in threes and `,` is the decimal separator (§4).
-_SPANISH_NUMBER = r"^[+-]?(?:\d{1,3}(?:\.\d{3})+|\d+)(?:,\d+)?$"
+# A grouped number is at least 1,000, so its first group never starts with 0: `0.500` in a
+# `;` file is a dot decimal written by mistake, not 500, and is quarantined.
+_SPANISH_NUMBER = r"^[+-]?(?:[1-9]\d{0,2}(?:\.\d{3})+|\d+)(?:,\d+)?$"
 _DOT_NUMBER = r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$"
 
 

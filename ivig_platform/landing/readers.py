@@ -111,6 +111,10 @@ def _frame(table: Table, mapping: dict[int, str], rows: list[list[str]],
 
 def decode(raw: bytes, source: str) -> tuple[str, str]:
     """UTF-8 with or without BOM, else Windows-1252 (§4); the encoding name is reported."""
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise DeliveryRejected(
+            "unreadable_file", f"{source}: UTF-16 text; send UTF-8 or Windows-1252 (§4)"
+        )
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
         encoding = "utf-8-sig"

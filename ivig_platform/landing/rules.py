@@ -72,12 +72,16 @@ def _typed(column: Column, style: NumberStyle) -> pl.Expr:
         return pl.when(folded == "yes").then(True).when(folded == "no").then(False)
     if column.kind == "list":
         vocabulary = VOCABULARIES[column.vocabulary]
-        items = text.fill_null("").str.split("|").list.eval(
-            fold_expr(pl.element()).filter(pl.element().str.strip_chars() != "")
+        items = (
+            text.fill_null("")
+            .str.split("|")
+            .list.eval(fold_expr(pl.element()).filter(pl.element().str.strip_chars() != ""))
         )
-        return items.list.eval(
-            pl.element().replace_strict(vocabulary, default=None)
-        ).list.unique().list.sort()
+        return (
+            items.list.eval(pl.element().replace_strict(vocabulary, default=None))
+            .list.unique()
+            .list.sort()
+        )
     return text  # id, text, value: kept as text here
 
 
@@ -92,10 +96,13 @@ def field_checks(table: Table, style: NumberStyle, delivery_date: date) -> list[
             checks.append(Check("required", column.name, ~present))
         if column.kind == "date":
             checks.append(Check("invalid_date", column.name, present & typed.is_null()))
-            checks.append(Check(
-                "date_out_of_range", column.name,
-                (typed < EARLIEST_DATE) | (typed > delivery_date),
-            ))
+            checks.append(
+                Check(
+                    "date_out_of_range",
+                    column.name,
+                    (typed < EARLIEST_DATE) | (typed > delivery_date),
+                )
+            )
         elif column.kind in ("decimal", "integer"):
             checks.append(Check("invalid_number", column.name, present & typed.is_null()))
             if column.kind == "integer":
@@ -104,9 +111,13 @@ def field_checks(table: Table, style: NumberStyle, delivery_date: date) -> list[
         elif column.kind in ("category", "yesno"):
             checks.append(Check("invalid_category", column.name, present & typed.is_null()))
         elif column.kind == "list":
-            checks.append(Check(
-                "invalid_category", column.name, typed.list.eval(pl.element().is_null()).list.any()
-            ))
+            checks.append(
+                Check(
+                    "invalid_category",
+                    column.name,
+                    typed.list.eval(pl.element().is_null()).list.any(),
+                )
+            )
             if column.not_null:
                 checks.append(Check("required", column.name, typed.list.len() == 0))
     return checks
@@ -129,9 +140,12 @@ def assessment_checks(style: NumberStyle) -> tuple[list[pl.Expr], list[Check]]:
     number = parse_number(text, style)
     mrc = parse_mrc(text)
     value = (
-        pl.when(measure == "mrc").then(mrc)
-        .when(measure == "ck").then(number * factor)
-        .when(measure.is_in(["mrss", "ucla_git"])).then(number)
+        pl.when(measure == "mrc")
+        .then(mrc)
+        .when(measure == "ck")
+        .then(number * factor)
+        .when(measure.is_in(["mrss", "ucla_git"]))
+        .then(number)
     )
     unit_reported = pl.when(measure == "ck").then(blank_to_null(raw("unit")))
     numeric = measure.is_in(["ck", "mrss", "ucla_git"])
@@ -144,8 +158,9 @@ def assessment_checks(style: NumberStyle) -> tuple[list[pl.Expr], list[Check]]:
         Check("invalid_number", "value", numeric & text.is_not_null() & number.is_null()),
         Check("not_integer", "value", (measure == "mrss") & (number != number.floor())),
         Check("out_of_range", "value", out_of_range),
-        Check("invalid_mrc_grade", "value", (measure == "mrc") & text.is_not_null()
-              & mrc.is_null()),
+        Check(
+            "invalid_mrc_grade", "value", (measure == "mrc") & text.is_not_null() & mrc.is_null()
+        ),
         Check("invalid_unit", "unit", (measure == "ck") & unit.is_not_null() & factor.is_null()),
     ]
     exprs = [
@@ -167,8 +182,8 @@ def type_table(raw_table: RawTable, delivery_date: date) -> tuple[pl.DataFrame, 
         exprs, extra = assessment_checks(raw_table.number_style)
         frame = frame.with_columns(exprs)
         checks = checks + extra
-    if table.name == "ivig_cycles":
-        frame = frame.with_columns(pl.col("cycle_number").cast(pl.Int32, strict=False))
+    # cycle_number stays Float64 here so `not_integer` can see 7.5; landing casts it to
+    # INTEGER only after the row passed.
     return frame, checks
 
 
@@ -179,7 +194,8 @@ def first_violation(frame: pl.DataFrame, table: Table, checks: list[Check]) -> p
     ranked = sorted(checks, key=lambda c: (order[c.rule], columns.get(c.column.split(",")[0], 99)))
     if not ranked:
         return frame.with_columns(
-            pl.lit(None, pl.Utf8).alias("_rule"), pl.lit(None, pl.Utf8).alias("_column"),
+            pl.lit(None, pl.Utf8).alias("_rule"),
+            pl.lit(None, pl.Utf8).alias("_column"),
             pl.lit(None, pl.Utf8).alias("_detail"),
         )
     violated = [c.violated.fill_null(False) for c in ranked]
@@ -189,9 +205,12 @@ def first_violation(frame: pl.DataFrame, table: Table, checks: list[Check]) -> p
         rule = rule.when(v).then(pl.lit(check.rule))
         column = column.when(v).then(pl.lit(check.column))
     detail = pl.concat_str(
-        [pl.when(v).then(pl.lit(f"{c.column}: {c.rule}")) for c, v in zip(ranked, violated,
-                                                                          strict=True)],
-        separator="; ", ignore_nulls=True,
+        [
+            pl.when(v).then(pl.lit(f"{c.column}: {c.rule}"))
+            for c, v in zip(ranked, violated, strict=True)
+        ],
+        separator="; ",
+        ignore_nulls=True,
     )
     return frame.with_columns(
         rule.otherwise(None).alias("_rule"),
@@ -210,9 +229,7 @@ def split(frame: pl.DataFrame, table: Table) -> Checked:
     value_columns = [c.name for c in table.columns if c.name not in identifiers]
     value = pl.lit(None, pl.Utf8)
     for name in value_columns:
-        value = pl.when(pl.col("_column") == name).then(
-            blank_to_null(raw(name))
-        ).otherwise(value)
+        value = pl.when(pl.col("_column") == name).then(blank_to_null(raw(name))).otherwise(value)
     bad = frame.filter(pl.col("_rule").is_not_null()).select(
         pl.col(SOURCE_ROW).alias("source_row"),
         pl.col("_column").alias("column_name"),
@@ -251,9 +268,14 @@ def check_delivery(tables: dict[str, RawTable], delivery_date: date) -> dict[str
     def reference_checks(name: str) -> list[Check]:
         pid = pl.col("patient_id")
         return [
-            Check("unknown_patient", "patient_id", pid.is_not_null() & ~pid.is_in(all_ids)),
-            Check("quarantined_patient", "patient_id",
-                  pid.is_in(all_ids) & ~pid.is_in(good_ids)),
+            Check(
+                "unknown_patient", "patient_id", pid.is_not_null() & ~pid.is_in(all_ids.implode())
+            ),
+            Check(
+                "quarantined_patient",
+                "patient_id",
+                pid.is_in(all_ids.implode()) & ~pid.is_in(good_ids.implode()),
+            ),
         ]
 
     def field_ok(name: str) -> pl.Expr:
@@ -263,43 +285,67 @@ def check_delivery(tables: dict[str, RawTable], delivery_date: date) -> dict[str
     # first copy does not take a good second copy down with it.
     cycle_key = ["patient_id", "cycle_number"]
     cycles = first_violation(
-        typed["ivig_cycles"], CONTRACT["ivig_cycles"],
+        typed["ivig_cycles"],
+        CONTRACT["ivig_cycles"],
         checks["ivig_cycles"]
-        + [Check("duplicate_key", ",".join(cycle_key),
-                 _duplicate_after_first(cycle_key, field_ok("ivig_cycles")))]
+        + [
+            Check(
+                "duplicate_key",
+                ",".join(cycle_key),
+                _duplicate_after_first(cycle_key, field_ok("ivig_cycles")),
+            )
+        ]
         + reference_checks("ivig_cycles"),
     )
     results["ivig_cycles"] = split(cycles, CONTRACT["ivig_cycles"])
-    first_cycle = results["ivig_cycles"].landed.group_by("patient_id").agg(
-        pl.col("start_date").min().alias("_first_cycle")
+    first_cycle = (
+        results["ivig_cycles"]
+        .landed.group_by("patient_id")
+        .agg(pl.col("start_date").min().alias("_first_cycle"))
     )
 
     treatments = first_violation(
-        typed["treatments"], CONTRACT["treatments"],
-        checks["treatments"] + reference_checks("treatments") + [
-            Check("end_before_start", "end_date", pl.col("end_date") < pl.col("start_date"))
-        ],
+        typed["treatments"],
+        CONTRACT["treatments"],
+        checks["treatments"]
+        + reference_checks("treatments")
+        + [Check("end_before_start", "end_date", pl.col("end_date") < pl.col("start_date"))],
     )
     results["treatments"] = split(treatments, CONTRACT["treatments"])
 
     assessment_key = ["patient_id", "measure", "assessment_date"]
     assessments = first_violation(
-        typed["assessments"], CONTRACT["assessments"],
+        typed["assessments"],
+        CONTRACT["assessments"],
         checks["assessments"]
-        + [Check("duplicate_key", ",".join(assessment_key),
-                 _duplicate_after_first(assessment_key, field_ok("assessments")))]
+        + [
+            Check(
+                "duplicate_key",
+                ",".join(assessment_key),
+                _duplicate_after_first(assessment_key, field_ok("assessments")),
+            )
+        ]
         + reference_checks("assessments"),
     )
     results["assessments"] = split(assessments, CONTRACT["assessments"])
 
     events = typed["adverse_events"].join(first_cycle, on="patient_id", how="left")
     events = first_violation(
-        events, CONTRACT["adverse_events"],
-        checks["adverse_events"] + reference_checks("adverse_events") + [
-            Check("onset_before_first_cycle", "onset_date",
-                  pl.col("onset_date") < pl.col("_first_cycle")),
-            Check("no_landed_cycle", "patient_id",
-                  pl.col("patient_id").is_in(good_ids) & pl.col("_first_cycle").is_null()),
+        events,
+        CONTRACT["adverse_events"],
+        checks["adverse_events"]
+        + reference_checks("adverse_events")
+        + [
+            Check(
+                "onset_before_first_cycle",
+                "onset_date",
+                pl.col("onset_date") < pl.col("_first_cycle"),
+            ),
+            Check(
+                "no_landed_cycle",
+                "patient_id",
+                pl.col("patient_id").is_in(good_ids.implode()) & pl.col("_first_cycle").is_null(),
+            ),
         ],
     )
     checked_events = split(events, CONTRACT["adverse_events"])
@@ -309,7 +355,7 @@ def check_delivery(tables: dict[str, RawTable], delivery_date: date) -> dict[str
     # Age at index needs the first landed cycle; the birth date itself stops here (§6).
     patients_landed = results["patients"].landed.join(first_cycle, on="patient_id", how="left")
     age = ((pl.col("_first_cycle") - pl.col("birth_date")).dt.total_days() / 365.25).round(1)
-    results["patients"].landed = patients_landed.with_columns(
-        age.alias("age_at_index")
-    ).drop("birth_date", "_first_cycle")
+    results["patients"].landed = patients_landed.with_columns(age.alias("age_at_index")).drop(
+        "birth_date", "_first_cycle"
+    )
     return results
