@@ -1,0 +1,11 @@
+"""Deterministic demo inbox: 18 Spanish hospitals' extracts reproducing the published study.
+
+``write_demo_inbox(inbox)`` writes the site deliveries (protocol §2, every format variant of
+§4, bad rows for every quarantine rule of §5) and returns a ``DemoTruth`` with what a correct
+platform must land, quarantine and publish.
+"""
+
+from ivig_platform.demo.generator import write_demo_inbox
+from ivig_platform.demo.truth import DemoTruth
+
+__all__ = ["DemoTruth", "write_demo_inbox"]
