@@ -1,0 +1,110 @@
+"""The study report: one self-contained HTML file from a published warehouse (issue 5).
+
+``render_report(database, output)`` reads the DuckDB file read-only and writes the HTML
+(inline CSS, inline SVG plots from Altair/vl-convert, no script, nothing fetched).
+
+* ``privacy`` — protocol §6's ``<5`` rule (``mask_count``), used for every count shown.
+* ``formatting`` — numbers, n (%), mean (SD), p-values.
+* ``reference`` — protocol §1's published figures and their mapping to the marts.
+* ``plots`` — the per-measure paired plots.
+* ``sections`` — pure functions from frames to the sections' table models.
+* ``data`` — the only I/O: reading the warehouse.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+import jinja2
+
+from ivig_platform.report.data import ReportData, read_warehouse
+from ivig_platform.report.privacy import MASK, is_small, mask_count
+from ivig_platform.report.sections import header_facts, sections
+
+TITLE = "IVIG in systemic sclerosis: multicentre study report"
+SUBTITLE = (
+    "Intravenous immunoglobulin as add-on therapy in adults with systemic sclerosis; "
+    "retrospective multicentre study (protocol v1)."
+)
+
+REPORT_NAME = "report.html"
+
+__all__ = [
+    "MASK",
+    "REPORT_NAME",
+    "build_html",
+    "is_small",
+    "mask_count",
+    "read_warehouse",
+    "render_report",
+    "render_warehouse_report",
+]
+
+
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(Path(__file__).parent),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+    )
+
+
+def build_html(
+    data: ReportData, *, published_figures: bool = True, generated_at: datetime | None = None
+) -> str:
+    """The report's HTML from the warehouse tables (no I/O)."""
+    generated_at = generated_at or datetime.now(UTC)
+    frames = data.frames
+    return (
+        _environment()
+        .get_template("template.html.j2")
+        .render(
+            title=TITLE,
+            subtitle=SUBTITLE,
+            facts=header_facts(
+                frames.get("marts.dim_patient"),
+                frames.get("quality.refresh_run"),
+                frames.get("marts.mart_cohort"),
+                generated_at,
+            ),
+            sections=sections(frames, published_figures=published_figures),
+            database_name=data.database_name or "the warehouse",
+        )
+    )
+
+
+def render_report(database: Path, output: Path, *, published_figures: bool = True) -> Path:
+    """Write the study report of ``database`` (a published DuckDB file) to ``output``.
+
+    The file is written next to ``output`` and renamed over it, so a reader never sees a
+    half-written report. ``published_figures`` adds the comparison with protocol §1.
+    Returns ``output``.
+    """
+    database, output = Path(database), Path(output)
+    html = build_html(read_warehouse(database), published_figures=published_figures)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(html)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, output)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return output
+
+
+def render_warehouse_report(warehouse: Path, *, published_figures: bool = True) -> Path:
+    """``WAREHOUSE/report.html`` from the published ``WAREHOUSE/ivig.duckdb``; for the
+    refresh flow (after each publish) and ``ivig report --warehouse DIR``."""
+    from ivig_platform.warehouse.publish import published_path
+
+    warehouse = Path(warehouse)
+    return render_report(
+        published_path(warehouse), warehouse / REPORT_NAME, published_figures=published_figures
+    )
