@@ -11,9 +11,10 @@ treatments as (
 
 ),
 
+-- names that differ only by accents or case (bosentan / bosentán) share a key: one row each
 terminology as (
 
-    select
+    select distinct
         {{ drug_name_key('drug_name') }} as drug_name_key,
         generic_name,
         drug_class,

@@ -27,7 +27,7 @@ renamed as (
         cast(source_file as varchar) as source_file,
         cast(source_row as integer) as source_row,
         cast(file_sha256 as varchar) as file_sha256,
-        cast(loaded_at as timestamp) as loaded_at
+        cast(loaded_at as timestamptz) as loaded_at
 
     from source
 

@@ -25,7 +25,7 @@ renamed as (
         ---------- provenance
         cast(content_sha256 as varchar) as content_sha256,
         cast(delivery_date as date) as delivery_date,
-        cast(landed_at as timestamp) as landed_at
+        cast(landed_at as timestamptz) as landed_at
 
     from source
 

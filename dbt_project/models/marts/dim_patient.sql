@@ -1,0 +1,77 @@
+-- One row per landed patient (protocol §8). Patients without a landed cycle stay here with
+-- n_cycles 0, NULL index date and age, and every therapy flag false (protocol §7); they take
+-- part in no analysis (`is_analysed` = false).
+
+with
+
+patients as (
+
+    select * from {{ ref('stg_landed__patients') }}
+
+),
+
+periods as (
+
+    select * from {{ ref('int_patient_ivig_periods') }}
+
+),
+
+therapy as (
+
+    select * from {{ ref('int_patient_concomitant_therapy') }}
+
+),
+
+sites as (
+
+    select site_id, hospital, region from {{ ref('site_registry') }}
+
+),
+
+final as (
+
+    select
+        patients.patient_key,
+        patients.site_id,
+        patients.sex,
+        case when periods.has_landed_cycle then patients.age_at_index end as age_at_index,
+        patients.ssc_subtype,
+
+        {%- for disease in ['iim', 'sjogren', 'sle', 'ra', 'other'] %}
+        coalesce(list_contains(patients.overlap_diseases, '{{ disease }}'), false)
+            as overlap_{{ disease }},
+        {%- endfor %}
+
+        {%- for indication in ['myositis', 'gastrointestinal', 'skin', 'other'] %}
+        coalesce(list_contains(patients.indications, '{{ indication }}'), false)
+            as indication_{{ indication }},
+        {%- endfor %}
+
+        periods.n_cycles,
+        periods.index_date,
+        periods.last_cycle_date,
+        patients.ivig_stop_reason,
+
+        periods.has_landed_cycle and therapy.on_corticosteroid as on_corticosteroid,
+        periods.has_landed_cycle and therapy.on_immunosuppressant as on_immunosuppressant,
+        periods.has_landed_cycle and therapy.on_biologic as on_biologic,
+
+        ---------- beyond §8
+        periods.has_landed_cycle and therapy.on_other_therapy as on_other_therapy,
+        coalesce(len(patients.overlap_diseases), 0) > 0 as has_overlap,
+        coalesce(len(patients.indications), 0) as n_indications,
+        patients.ivig_stop_reason is not null as ivig_stopped,
+        periods.total_dose_g,
+        periods.has_landed_cycle as is_analysed,
+        sites.hospital,
+        sites.region,
+        patients.delivery_id
+
+    from patients
+    inner join periods on patients.patient_key = periods.patient_key
+    inner join therapy on patients.patient_key = therapy.patient_key
+    left join sites on patients.site_id = sites.site_id
+
+)
+
+select * from final

@@ -1,0 +1,42 @@
+-- One row per landed measurement (protocol §8), with its place in the analysis windows of
+-- protocol §7 (int_assessments_windowed).
+
+with
+
+assessments as (
+
+    select * from {{ ref('int_assessments_windowed') }}
+
+),
+
+measures as (
+
+    select measure, canonical_unit from {{ ref('measures') }}
+
+),
+
+final as (
+
+    select
+        assessments.patient_key,
+        assessments.site_id,
+        assessments.measure,
+        assessments.assessment_date,
+        assessments.value,
+        assessments.days_from_index,
+        assessments.analysis_timepoint,
+
+        ---------- beyond §8
+        assessments.assessment_id,
+        assessments.days_from_last_cycle,
+        measures.canonical_unit as unit,
+        assessments.value_as_reported,
+        assessments.unit_as_reported,
+        assessments.delivery_id
+
+    from assessments
+    left join measures on assessments.measure = measures.measure
+
+)
+
+select * from final

@@ -1,0 +1,20 @@
+-- Protocol §7: a post value is 30..180 days (vars post_min_days..post_max_days) after the
+-- start of the patient's LAST cycle: never before the last cycle, never outside the window.
+-- Fails on each post row that breaks this.
+
+select
+    assessments.patient_key,
+    assessments.measure,
+    assessments.assessment_date,
+    patients.last_cycle_date
+
+from {{ ref('fct_assessment') }} as assessments
+left join {{ ref('dim_patient') }} as patients
+    on assessments.patient_key = patients.patient_key
+
+where assessments.analysis_timepoint = 'post'
+    and (
+        patients.last_cycle_date is null
+        or assessments.assessment_date < patients.last_cycle_date + {{ var('post_min_days') }}
+        or assessments.assessment_date > patients.last_cycle_date + {{ var('post_max_days') }}
+    )

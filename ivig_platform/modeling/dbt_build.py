@@ -1,0 +1,544 @@
+"""Run the dbt project in-process against a build file: seeds, models, tests, docs.
+
+The refresh flow calls :func:`build_marts` once per refresh, on the *build file* (a DuckDB
+file that already holds ``landed.*`` and ``quality.*``, see
+``ivig_platform/landing/CONTRACT.md``). It runs, in this process:
+
+1. ``dbt source freshness`` - source freshness; stale sources become warnings, never failures;
+2. ``dbt build`` - seeds, the staging / intermediate / marts models, unit tests and data tests
+   in DAG order; a failing model or an error-severity test makes the outcome unsuccessful,
+   and the caller then keeps the previous published file;
+3. ``dbt docs generate --static`` (only after a successful build, when ``docs_dir`` is given)
+   and copies ``index.html``, ``static_index.html``, ``manifest.json`` and ``catalog.json``
+   into ``docs_dir``.
+
+Inside a Prefect flow or task run, dbt runs through ``prefect_dbt.PrefectDbtRunner``: every
+model, seed and test shows as a Prefect task carrying its own dbt logs. Elsewhere (CLI, tests)
+it runs through dbt's own ``dbtRunner``.
+
+The DuckDB file is released when :func:`build_marts` returns (the profile sets
+``keep_open: false`` and the adapter's connections are closed after each invocation), so the
+caller can open it read-write at once, e.g. to publish it.
+
+dbt's partial parsing stays on: the parse (``partial_parse.msgpack``) of a run is cached and
+handed to the next run only when the whole project (every file under ``dbt_project/``), the
+dbt / adapter versions, the vars and the database name are byte-for-byte the same. Any change
+to the project therefore means a full parse; an unchanged project skips it. The database name
+is the build file's stem: a build file with the same name on every refresh (e.g.
+``.build/<run_id>/ivig_build.duckdb``) lets refreshes reuse the parse (about 3 s saved).
+
+dbt's in-process API is not thread-safe: one build at a time per process (a lock enforces it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+#: The dbt project (dbt_project.yml, profiles.yml). ``IVIG_DBT_PROJECT_DIR`` overrides it for
+#: installs where the project does not sit next to the package.
+DBT_PROJECT_DIR = Path(
+    os.environ.get("IVIG_DBT_PROJECT_DIR")
+    or Path(__file__).resolve().parent.parent.parent / "dbt_project"
+)
+
+DOCS_FILES = ("index.html", "static_index.html", "manifest.json", "catalog.json")
+
+_PARSE_CACHE_KEEP = 8
+_SKIP_DIRS = {"target", "logs", "dbt_packages", "__pycache__", ".user.yml"}
+_FAILURE_STATUSES = {"error", "fail", "runtime error"}
+_BUILD_LOCK = threading.Lock()
+
+RunnerChoice = Literal["auto", "dbt", "prefect"]
+
+
+@dataclass(frozen=True)
+class NodeOutcome:
+    """One dbt node (model, seed, test, unit test, source) that did not simply pass."""
+
+    unique_id: str
+    resource_type: str
+    name: str
+    status: str  # error, fail, runtime error, warn, skipped
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.resource_type} {self.name}: {self.status} - {self.message}"
+
+
+@dataclass(frozen=True)
+class DbtOutcome:
+    """What a :func:`build_marts` run did. ``success`` False = do not publish."""
+
+    success: bool
+    failures: tuple[NodeOutcome, ...] = ()
+    warnings: tuple[NodeOutcome, ...] = ()
+    skipped: tuple[str, ...] = ()
+    error: str | None = None  # an invocation-level error (parse, compile, connection)
+    counts: dict[str, int] = field(default_factory=dict)  # build: node status -> nodes
+    timings: dict[str, float] = field(default_factory=dict)  # step -> seconds
+    node_timings: dict[str, float] = field(default_factory=dict)  # unique_id -> seconds
+    target_dir: Path | None = None
+    docs_dir: Path | None = None
+    docs_generated: bool = False
+    runner: str = "dbt"
+    partial_parse_reused: bool = False
+
+    def summary(self) -> str:
+        """A short markdown summary for the run report or a Prefect artifact."""
+        state = "succeeded" if self.success else "FAILED"
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(self.counts.items()))
+        lines = [
+            f"**dbt build {state}** ({self.runner}; {self.timings.get('total', 0):.1f} s"
+            + (f"; {counts}" if counts else "")
+            + ")"
+        ]
+        if self.error:
+            lines.append(f"- error: {self.error}")
+        lines += [f"- failed: {node}" for node in self.failures]
+        lines += [f"- warning: {node}" for node in self.warnings]
+        if self.skipped:
+            lines.append(f"- skipped after a failure: {len(self.skipped)} nodes")
+        if self.docs_generated and self.docs_dir is not None:
+            lines.append(f"- docs: {self.docs_dir / 'static_index.html'}")
+        return "\n".join(lines)
+
+
+def build_marts(
+    database: Path,
+    *,
+    target_dir: Path,
+    docs_dir: Path | None,
+    vars: dict[str, Any] | None = None,
+    runner: RunnerChoice = "auto",
+    parse_cache_dir: Path | None = None,
+    check_source_freshness: bool = True,
+    select: list[str] | None = None,
+) -> DbtOutcome:
+    """Build the marts of protocol §8 inside ``database`` (the build file), in-process.
+
+    Args:
+        database: the build file, holding ``landed.*`` and ``quality.*``. dbt writes the
+            schemas staging, intermediate (views), marts (tables), terminology and reference
+            (seeds) into it.
+        target_dir: dbt's target path for this run (compiled SQL, run_results.json, logs);
+            use a fresh directory per run. Created if missing.
+        docs_dir: where the static docs site goes (index.html, static_index.html,
+            manifest.json, catalog.json); None = no docs. Written only after a successful
+            build.
+        vars: dbt vars overriding dbt_project.yml, e.g. ``{"post_target_days": 60}`` or
+            ``{"freshness_as_of": "2026-01-01 00:00:00"}``.
+        runner: "auto" (Prefect's runner inside a flow or task run, dbt's otherwise),
+            "dbt" or "prefect".
+        parse_cache_dir: where parses are kept for reuse; default
+            ``dbt_project/target/parse-cache``. Unwritable = no reuse.
+        check_source_freshness: run ``dbt source freshness`` first (warnings only).
+        select: dbt node selection for the build (e.g. ``["+dim_patient"]``), with only the
+            tests whose parents are all selected; None = everything. A refresh that
+            publishes must build everything.
+
+    Returns:
+        The outcome. ``success`` is False when a model, seed or unit test errored, an
+        error-severity data test failed, or dbt could not run at all; the caller must then
+        keep the previous published file.
+    """
+    started = time.perf_counter()
+    database = Path(database).resolve()
+    target_dir = Path(target_dir).resolve()
+    docs_dir = Path(docs_dir).resolve() if docs_dir is not None else None
+    vars = dict(vars or {})
+    use_prefect = _choose_prefect(runner)
+    runner_name = "PrefectDbtRunner" if use_prefect else "dbtRunner"
+
+    if not database.is_file():
+        return DbtOutcome(
+            success=False, error=f"build file not found: {database}", runner=runner_name
+        )
+    target_dir.mkdir(parents=True, exist_ok=True)
+
+    with _BUILD_LOCK, _dbt_environment(database):
+        cache = _ParseCache(parse_cache_dir, database, vars)
+        reused = cache.restore(target_dir)
+        invoke = _make_invoker(use_prefect, target_dir, vars)
+        timings: dict[str, float] = {}
+        warnings: list[NodeOutcome] = []
+
+        try:
+            if check_source_freshness:
+                t0 = time.perf_counter()
+                freshness = invoke(["source", "freshness"])
+                timings["source_freshness"] = time.perf_counter() - t0
+                warnings += _freshness_warnings(freshness)
+
+            t0 = time.perf_counter()
+            # a partial selection runs only the tests whose parents are all selected
+            selection = ["--select", *select, "--indirect-selection", "cautious"] if select else []
+            build = invoke(["build", *selection])
+            timings["build"] = time.perf_counter() - t0
+            _keep_copy(target_dir / "run_results.json", target_dir / "build_run_results.json")
+            outcome = _read_build(build)
+            warnings += outcome.pop("warnings")
+
+            docs_generated = False
+            if outcome["success"] and docs_dir is not None:
+                t0 = time.perf_counter()
+                docs = invoke(["docs", "generate", "--static"])
+                timings["docs_generate"] = time.perf_counter() - t0
+                docs_generated = bool(getattr(docs, "success", False)) and _copy_docs(
+                    target_dir, docs_dir
+                )
+                if not docs_generated:
+                    warnings.append(
+                        NodeOutcome(
+                            "docs",
+                            "docs",
+                            "docs generate",
+                            "warn",
+                            f"docs not generated: {_exception_text(docs) or 'see dbt log'}",
+                        )
+                    )
+        finally:
+            _release_database()
+            cache.save(target_dir)
+
+    if outcome["success"]:
+        warnings += _mart_warnings(database)
+    timings["total"] = time.perf_counter() - started
+    return DbtOutcome(
+        warnings=tuple(warnings),
+        timings=timings,
+        target_dir=target_dir,
+        docs_dir=docs_dir,
+        docs_generated=docs_generated,
+        runner=runner_name,
+        partial_parse_reused=reused,
+        **outcome,
+    )
+
+
+# --------------------------------------------------------------------------- invocation
+
+
+def _choose_prefect(runner: RunnerChoice) -> bool:
+    if runner != "auto":
+        return runner == "prefect"
+    if "prefect" not in sys.modules:  # not imported = certainly not inside a flow
+        return False
+    from prefect.context import FlowRunContext, TaskRunContext
+
+    return FlowRunContext.get() is not None or TaskRunContext.get() is not None
+
+
+def _make_invoker(use_prefect: bool, target_dir: Path, vars: dict[str, Any]):
+    """A function running one dbt command (list of args) and returning dbt's result."""
+    common = [
+        "--vars",
+        json.dumps(vars, sort_keys=True, default=str),
+        "--log-path",
+        str(target_dir / "logs"),
+    ]
+
+    if use_prefect:
+        from dbt_common.events.base_types import EventLevel
+        from prefect_dbt import PrefectDbtRunner, PrefectDbtSettings
+
+        settings = PrefectDbtSettings(
+            project_dir=DBT_PROJECT_DIR,
+            profiles_dir=DBT_PROJECT_DIR,
+            target_path=target_dir,
+            # explicit: derived from Prefect's level, 'WARNING' is no dbt EventLevel ('warn')
+            log_level=EventLevel.INFO,
+        )
+
+        def invoke(args: list[str]):
+            # A fresh runner per command: it caches the manifest it read first.
+            runner = PrefectDbtRunner(
+                settings=settings, raise_on_failure=False, disable_assets=True
+            )
+            try:
+                return runner.invoke([*args, *common])
+            except Exception as exc:  # parse or compile errors surface as exceptions here
+                return _Crashed(exc)
+
+        return invoke
+
+    from dbt.cli.main import dbtRunner
+
+    paths = [
+        "--project-dir",
+        str(DBT_PROJECT_DIR),
+        "--profiles-dir",
+        str(DBT_PROJECT_DIR),
+        "--target-path",
+        str(target_dir),
+    ]
+
+    def invoke(args: list[str]):
+        try:
+            return dbtRunner().invoke([*args, *paths, *common])
+        except Exception as exc:
+            return _Crashed(exc)
+
+    return invoke
+
+
+@dataclass
+class _Crashed:
+    """Stands for a dbt invocation that raised instead of returning a result."""
+
+    exception: BaseException
+    success: bool = False
+    result: Any = None
+
+
+@contextlib.contextmanager
+def _dbt_environment(database: Path) -> Iterator[None]:
+    """Point the profile at the build file; keep dbt offline and quiet about tracking."""
+    wanted = {
+        "IVIG_DUCKDB_PATH": str(database),
+        "DO_NOT_TRACK": "1",
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+    }
+    saved = {name: os.environ.get(name) for name in wanted}
+    os.environ.update(wanted)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _release_database() -> None:
+    """Close whatever DuckDB handle the adapter may still hold (keep_open is already false)."""
+    try:
+        from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+        from dbt.adapters.factory import reset_adapters
+    except ImportError:  # pragma: no cover - dbt-duckdb is a dependency
+        return
+    reset_adapters()
+    env = DuckDBConnectionManager._ENV
+    if env is not None:
+        with contextlib.suppress(Exception):
+            env.close()
+    DuckDBConnectionManager.close_all_connections()
+
+
+# --------------------------------------------------------------------------- results
+
+
+def _exception_text(result: Any) -> str | None:
+    exc = getattr(result, "exception", None)
+    return f"{type(exc).__name__}: {exc}" if exc is not None else None
+
+
+def _node_outcome(node_result: Any) -> NodeOutcome:
+    node = node_result.node
+    return NodeOutcome(
+        unique_id=node.unique_id,
+        resource_type=str(getattr(node.resource_type, "value", node.resource_type)),
+        name=node.name,
+        status=str(getattr(node_result.status, "value", node_result.status)),
+        message=str(node_result.message or ""),
+    )
+
+
+def _read_build(result: Any) -> dict[str, Any]:
+    """success, failures, warnings, skipped, counts, node_timings, error of a build."""
+    node_results = list(getattr(getattr(result, "result", None), "results", None) or [])
+    failures, warnings, skipped = [], [], []
+    counts: dict[str, int] = {}
+    node_timings: dict[str, float] = {}
+    for node_result in node_results:
+        outcome = _node_outcome(node_result)
+        counts[outcome.status] = counts.get(outcome.status, 0) + 1
+        node_timings[outcome.unique_id] = float(node_result.execution_time or 0.0)
+        if outcome.status in _FAILURE_STATUSES:
+            failures.append(outcome)
+        elif outcome.status == "warn":
+            warnings.append(outcome)
+        elif outcome.status == "skipped":
+            skipped.append(outcome.unique_id)
+    error = _exception_text(result)
+    if error is None and not getattr(result, "success", False) and not failures:
+        error = "dbt build did not succeed (see the dbt log in the target directory)"
+    return {
+        "success": bool(getattr(result, "success", False)) and not failures and error is None,
+        "failures": tuple(failures),
+        "warnings": warnings,
+        "skipped": tuple(skipped),
+        "counts": counts,
+        "node_timings": node_timings,
+        "error": error,
+    }
+
+
+def _freshness_warnings(result: Any) -> list[NodeOutcome]:
+    """Stale sources (warn or error) and freshness errors, all as warnings."""
+    warnings = []
+    error = _exception_text(result)
+    if error:
+        return [NodeOutcome("source_freshness", "source", "freshness", "warn", error)]
+    for node_result in getattr(getattr(result, "result", None), "results", None) or []:
+        status = str(getattr(node_result.status, "value", node_result.status))
+        if status == "pass":
+            continue
+        node = node_result.node
+        age = getattr(node_result, "age", None)
+        message = (
+            f"newest loaded_at {age / 86400:.0f} days old"
+            if age is not None
+            else str(getattr(node_result, "message", "") or "")
+        )
+        warnings.append(
+            NodeOutcome(
+                node.unique_id,
+                "source",
+                f"{node.source_name}.{node.name}",
+                f"freshness {status}",
+                message,
+            )
+        )
+    return warnings
+
+
+def _mart_warnings(database: Path) -> list[NodeOutcome]:
+    """Per-site freshness and unmapped drugs, read back from the marts just built."""
+    import duckdb
+
+    warnings = []
+    try:
+        con = duckdb.connect(str(database), read_only=True)
+    except duckdb.Error as exc:  # pragma: no cover - the build just wrote the file
+        return [NodeOutcome("marts", "model", "marts", "warn", f"cannot read marts: {exc}")]
+    try:
+        stale = _fetch_or_empty(
+            con,
+            "select site_id, freshness_status, days_since_accepted_delivery, "
+            "warn_after_days, error_after_days from marts.mart_site_freshness "
+            "where freshness_status <> 'fresh' order by site_id",
+        )
+        for site, status, age, warn_after, error_after in stale:
+            text = "no accepted delivery" if age is None else f"accepted delivery {age} days old"
+            warnings.append(
+                NodeOutcome(
+                    "model.ivig.mart_site_freshness",
+                    "site",
+                    site,
+                    f"freshness {status}",
+                    f"{text} (warn after {warn_after}, error after {error_after} days)",
+                )
+            )
+        unmapped = _fetch_or_empty(
+            con,
+            "select site_id, count(*), string_agg(names_as_reported, '; ') "
+            "from marts.mart_unmapped_drugs group by site_id order by site_id",
+        )
+        for site, n, names in unmapped:
+            warnings.append(
+                NodeOutcome(
+                    "model.ivig.mart_unmapped_drugs",
+                    "site",
+                    site,
+                    "unmapped drugs",
+                    f"{n} drug name(s) not in the terminology: {names}",
+                )
+            )
+    finally:
+        con.close()
+    return warnings
+
+
+def _fetch_or_empty(con: Any, sql: str) -> list[tuple]:
+    """Rows of ``sql``, or none when the mart was not built (a partial selection)."""
+    import duckdb
+
+    try:
+        return con.execute(sql).fetchall()
+    except duckdb.CatalogException:
+        return []
+
+
+# --------------------------------------------------------------------------- files
+
+
+def _keep_copy(source: Path, destination: Path) -> None:
+    if source.is_file():
+        shutil.copy2(source, destination)
+
+
+def _copy_docs(target_dir: Path, docs_dir: Path) -> bool:
+    if not all((target_dir / name).is_file() for name in DOCS_FILES):
+        return False
+    docs_dir.mkdir(parents=True, exist_ok=True)
+    for name in DOCS_FILES:
+        shutil.copy2(target_dir / name, docs_dir / name)
+    return True
+
+
+class _ParseCache:
+    """dbt's partial parse file, reused only for a byte-identical project.
+
+    The key hashes every project file (SQL, YAML, seeds, macros, tests, profiles.yml), the
+    versions of dbt-core, dbt-duckdb and duckdb, the vars and the database name (dbt-duckdb
+    names the catalog after the file, and node relation names are fixed at parse time).
+    """
+
+    def __init__(self, cache_dir: Path | None, database: Path, vars: dict[str, Any]):
+        self.dir = Path(cache_dir) if cache_dir else DBT_PROJECT_DIR / "target" / "parse-cache"
+        self.key = self._key(database, vars)
+
+    @staticmethod
+    def _key(database: Path, vars: dict[str, Any]) -> str:
+        from importlib.metadata import version
+
+        versions = ",".join(version(package) for package in ("dbt-core", "dbt-duckdb", "duckdb"))
+        digest = hashlib.sha256()
+        for part in (versions, json.dumps(vars, sort_keys=True, default=str), database.stem):
+            digest.update(part.encode() + b"\0")
+        for path in sorted(DBT_PROJECT_DIR.rglob("*")):
+            relative = path.relative_to(DBT_PROJECT_DIR)
+            if path.is_file() and not _SKIP_DIRS.intersection(relative.parts):
+                digest.update(str(relative).encode() + b"\0" + path.read_bytes() + b"\0")
+        return digest.hexdigest()
+
+    @property
+    def file(self) -> Path:
+        return self.dir / f"{self.key}.msgpack"
+
+    def restore(self, target_dir: Path) -> bool:
+        destination = target_dir / "partial_parse.msgpack"
+        if destination.exists() or not self.file.is_file():
+            return False
+        try:
+            shutil.copy2(self.file, destination)
+        except OSError:
+            return False
+        return True
+
+    def save(self, target_dir: Path) -> None:
+        source = target_dir / "partial_parse.msgpack"
+        if not source.is_file():
+            return
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            partial = self.dir / f".{self.key}.{os.getpid()}.tmp"
+            shutil.copy2(source, partial)
+            os.replace(partial, self.file)
+            older = sorted(self.dir.glob("*.msgpack"), key=lambda p: p.stat().st_mtime)
+            for stale in older[:-_PARSE_CACHE_KEEP]:
+                stale.unlink(missing_ok=True)
+        except OSError:
+            pass  # a cache that cannot be written only costs a full parse next time
