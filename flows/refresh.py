@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import time
 import traceback
 import uuid
@@ -24,10 +25,13 @@ from prefect.tasks import exponential_backoff
 from ivig_platform.landing.discovery import Discovery, discover_settled
 from ivig_platform.landing.land import Delivery, Manifest, land_delivery, landed_manifests
 from ivig_platform.landing.pseudonym import KEY_VARIABLE, key_fingerprint, load_key
+from ivig_platform.modeling import DbtOutcome, build_marts
 from ivig_platform.progress import ProgressEvent, emit
+from ivig_platform.report import render_warehouse_report
 from ivig_platform.warehouse.build import RunInfo, build_database
-from ivig_platform.warehouse.publish import build_path, publish, published_path
+from ivig_platform.warehouse.publish import build_path, publish, published_path, replace_folder
 from ivig_platform.warehouse.state import current_state, is_unchanged, write_state
+from ivig_platform.warehouse.stats_step import write_stats_marts
 from ivig_platform.warehouse.summary import RefreshSummary, summarise
 
 SECRET_BLOCK = "ivig-pseudonym-key"
@@ -112,9 +116,43 @@ def build_warehouse(warehouse: Path, run_manifests: list[Manifest], run: RunInfo
     return built
 
 
+def run_dbt(built: Path) -> DbtOutcome:
+    """dbt build in-process on the build file: each model and seed shows as a task.
+
+    Called from the flow itself (not from a task) so dbt's node tasks sit at the top of
+    the run in the Prefect UI. A failing model or error test fails the run: nothing is
+    published and the previous file stays.
+    """
+    emit(ProgressEvent("*", "*", "step", "dbt build (models, tests, docs)"))
+    run_dir = built.parent
+    outcome = build_marts(built, target_dir=run_dir / "dbt", docs_dir=run_dir / "docs")
+    create_markdown_artifact(key="dbt-build", markdown=outcome.summary(),
+                             description="dbt build of this refresh")
+    if not outcome.success:
+        first = outcome.error or "; ".join(str(f) for f in outcome.failures[:3])
+        raise RuntimeError(f"dbt build failed, nothing published: {first}")
+    return outcome
+
+
+@task(name="compute-stats", timeout_seconds=1800)
+def compute_stats(built: Path) -> dict[str, int]:
+    """mart_efficacy and mart_safety (protocol §7) from the marts dbt just built."""
+    emit(ProgressEvent("*", "*", "step", "stats: efficacy and safety marts"))
+    return write_stats_marts(built)
+
+
 @task(name="publish")
 def publish_warehouse(built: Path, warehouse: Path) -> Path:
-    return publish(built, warehouse)
+    """Atomic rename into place; then the run's dbt docs replace the published ones."""
+    published = publish(built, warehouse)
+    replace_folder(built.parent / "docs", warehouse / "docs" / "dbt")
+    return published
+
+
+@task(name="render-report", timeout_seconds=1800)
+def write_report(warehouse: Path) -> Path:
+    emit(ProgressEvent("*", "*", "step", "study report"))
+    return render_warehouse_report(warehouse)
 
 
 @task(name="summarise-run")
@@ -197,8 +235,21 @@ def refresh(inbox: str, warehouse: str, settle_seconds: float = 0, force: bool =
     timings["build"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
+    run_dbt(built)
+    timings["dbt"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    compute_stats(built)
+    timings["stats"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
     published = publish_warehouse(built, warehouse_path)
     timings["publish"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    write_report(warehouse_path)
+    timings["report"] = time.perf_counter() - t0
+    shutil.rmtree(built.parent, ignore_errors=True)  # failed runs keep theirs, for debugging
     timings["total"] = time.perf_counter() - started
 
     summary = summarise(run.run_id, landed_manifests(warehouse_path), published, timings,

@@ -49,7 +49,9 @@ def configure_local_prefect(warehouse: Path) -> None:
     """
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    # Run logs stay at INFO for the Prefect UI; the terminal shows warnings and errors only,
+    # next to the live per-site display.
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
     if not os.environ.get("PREFECT_API_URL"):
         os.environ.setdefault("PREFECT_HOME", str((warehouse / ".prefect").resolve()))
         os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "CRITICAL")
@@ -80,7 +82,10 @@ def run_refresh(inbox: Path, warehouse: Path, *, settle_seconds: float = 0,
             summary = refresh(inbox=str(inbox.resolve()), warehouse=str(warehouse.resolve()),
                               settle_seconds=settle_seconds, force=force)
         except Exception as exc:  # the flow's own failure, reported in one line
-            fail(f"refresh failed, nothing published: {type(exc).__name__}: {exc}")
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            if "nothing published" not in reason:
+                reason = f"refresh failed, nothing published: {reason}"
+            fail(reason)
     return summary
 
 
@@ -161,15 +166,42 @@ def status(
 
     con = duckdb.connect(str(path), read_only=True)
     try:
+        has_freshness = con.execute(
+            "SELECT count(*) FROM information_schema.tables "
+            "WHERE table_schema = 'marts' AND table_name = 'mart_site_freshness'"
+        ).fetchone()[0]
+        freshness = (
+            "(SELECT freshness_status FROM marts.mart_site_freshness f "
+            " WHERE f.site_id = d.site_id AND d.status = 'accepted')"
+            if has_freshness else "NULL"
+        )
         rows = con.execute(
             "SELECT site_id, delivery_id, status, reason, rows_landed, rows_quarantined, "
-            "delivery_date FROM quality.site_delivery ORDER BY site_id, delivery_id"
+            f"delivery_date, {freshness} FROM quality.site_delivery d "
+            "ORDER BY site_id, delivery_id"
         ).fetchall()
         built = con.execute("SELECT max(built_at) FROM quality.refresh_run").fetchone()[0]
     finally:
         con.close()
     today = datetime.now(UTC).date()
     status_table(rows, today=today, built=built, path=path)
+    for label, where in (("study report", warehouse / "report.html"),
+                         ("dbt docs", warehouse / "docs" / "dbt" / "static_index.html"),
+                         ("data docs (GX)", warehouse / "docs" / "data-docs" / "index.html")):
+        if where.exists():
+            typer.echo(f"{label}: {where.resolve()}")
+
+
+@app.command()
+def report(
+    warehouse: Annotated[Path, typer.Option(help="Folder where ivig.duckdb is published.")],
+) -> None:
+    """Write the study report WAREHOUSE/report.html from the published file."""
+    from ivig_platform.report import render_warehouse_report
+
+    if not published_path(warehouse).exists():
+        fail(f"no published warehouse at {published_path(warehouse)} (run `ivig refresh` first)")
+    typer.echo(f"report written to {render_warehouse_report(warehouse)}")
 
 
 @app.command()

@@ -68,12 +68,14 @@ def status_table(rows: list[tuple], *, today: date, built, path: Path) -> None:
     """`ivig status`: one row per delivery seen, newest first within a site."""
     table = Table(title=f"{path} — built {built:%Y-%m-%d %H:%M} UTC" if built else str(path),
                   title_justify="left")
-    for column in ("site", "delivery", "status", "reason", "landed", "quarantined", "age"):
+    for column in ("site", "delivery", "status", "reason", "landed", "quarantined", "age",
+                   "freshness"):
         table.add_column(column, justify="right" if column in ("landed", "quarantined", "age")
                          else "left")
-    for site, delivery, status, reason, landed, quarantined, delivered in rows:
+    for site, delivery, status, reason, landed, quarantined, delivered, fresh in rows:
         style = STYLE.get(status, "")
         age = f"{(today - delivered).days} d" if delivered else ""
+        fresh_style = {"ok": "green", "warn": "yellow", "error": "red"}.get(fresh or "", "")
         table.add_row(site, delivery, f"[{style}]{status}[/]", reason or "", str(landed),
-                      str(quarantined), age)
+                      str(quarantined), age, f"[{fresh_style}]{fresh}[/]" if fresh else "")
     Console(width=200 if not Console().is_terminal else None).print(table)

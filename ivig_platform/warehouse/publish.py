@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -24,7 +25,9 @@ def published_path(warehouse: Path) -> Path:
 
 
 def build_path(warehouse: Path, run_id: str) -> Path:
-    return warehouse / ".build" / f"ivig-{run_id}.duckdb"
+    """A per-run folder, with the same file name every run: dbt names its catalog after
+    the file, and a stable name lets a refresh reuse the previous one's parse."""
+    return warehouse / ".build" / run_id / "ivig_build.duckdb"
 
 
 @contextmanager
@@ -53,3 +56,16 @@ def publish(built: Path, warehouse: Path, keep: int = KEEP_VERSIONS) -> Path:
         for old in sorted(versions.glob("ivig-*.duckdb"))[:-keep]:
             old.unlink()
     return target
+
+
+def replace_folder(source: Path, target: Path) -> None:
+    """Swap a generated site (docs) into place: the old one goes only once the new is in."""
+    if not source.is_dir():
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    old = target.with_name(target.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if target.exists():
+        target.rename(old)
+    shutil.move(str(source), str(target))
+    shutil.rmtree(old, ignore_errors=True)
