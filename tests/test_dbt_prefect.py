@@ -75,6 +75,7 @@ SCRIPT = textwrap.dedent(
         "success": outcome.success,
         "runner": outcome.runner,
         "failures": [str(f) for f in outcome.failures],
+        "counts": outcome.counts,
         "tasks": tasks,
         "model_logs": model_logs,
     }))
@@ -83,7 +84,7 @@ SCRIPT = textwrap.dedent(
 
 
 @pytest.mark.server
-def test_build_marts_in_a_flow_runs_each_node_as_a_task(tmp_path):
+def test_build_marts_in_a_flow_runs_each_model_as_a_task(tmp_path):
     env = {
         **os.environ,
         "PREFECT_HOME": str(tmp_path / "prefect-home"),
@@ -109,7 +110,9 @@ def test_build_marts_in_a_flow_runs_each_node_as_a_task(tmp_path):
     assert result["runner"] == "PrefectDbtRunner"
     tasks = result["tasks"]
     assert tasks.get("model stg_quality__site_delivery") == "COMPLETED", tasks
-    assert tasks.get("test not_null_stg_quality__site_delivery_status") == "COMPLETED", tasks
-    assert sum(name.startswith("test ") for name in tasks) >= 5
+    # Data tests run in one plain dbt invocation, not as ~200 tasks (see dbt_build.py);
+    # they still ran and count in the outcome.
+    assert not any(name.startswith("test ") for name in tasks), tasks
+    assert result["counts"].get("pass", 0) >= 5
     # the model's dbt log lines are attached to its own task run
     assert any("stg_quality__site_delivery" in message for message in result["model_logs"])

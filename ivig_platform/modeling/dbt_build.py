@@ -189,14 +189,13 @@ def build_marts(
             selection = ["--select", *select, "--indirect-selection", "cautious"] if select else []
             if use_prefect:
                 # One flag with several values: PrefectDbtRunner keeps only the last of a
-                # repeated flag.
+                # repeated flag. `dbt test` then runs the data and unit tests of the same
+                # selection (excluding models from a build would drop their tests too).
                 models = ["--exclude", "resource_type:test", "resource_type:unit_test"]
-                tests = ["--exclude", "resource_type:seed", "resource_type:model"]
                 outcome = _read_build(invoke(["build", *selection, *models]))
                 if outcome["success"]:
-                    outcome = _merge_builds(
-                        outcome, _read_build(invoke_plain(["build", *selection, *tests]))
-                    )
+                    tests = _read_build(invoke_plain(["test", *selection]))
+                    outcome = _merge_builds(outcome, tests)
             else:
                 outcome = _read_build(invoke(["build", *selection]))
             timings["build"] = time.perf_counter() - t0
