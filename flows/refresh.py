@@ -16,6 +16,7 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
+import duckdb
 from prefect import flow, get_run_logger, task, unmapped
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
@@ -27,6 +28,19 @@ from ivig_platform.landing.land import Delivery, Manifest, land_delivery, landed
 from ivig_platform.landing.pseudonym import KEY_VARIABLE, key_fingerprint, load_key
 from ivig_platform.modeling import DbtOutcome, build_marts
 from ivig_platform.progress import ProgressEvent, emit
+from ivig_platform.quality import (
+    GateResult,
+    PoolStats,
+    build_data_docs,
+    check_results_frame,
+    failure_rows,
+    gate_markdown,
+    landed_tables,
+    pool_stats,
+    read_marts,
+    run_landing_gate,
+    run_mart_gate,
+)
 from ivig_platform.report import render_warehouse_report
 from ivig_platform.warehouse.build import RunInfo, build_database
 from ivig_platform.warehouse.publish import build_path, publish, published_path, replace_folder
@@ -107,13 +121,96 @@ def land(delivery: Delivery, warehouse: Path) -> Manifest:
     return manifest
 
 
+@task(
+    name="gate-delivery",
+    task_run_name="gate-{site_id}-{delivery_id}",
+    cache_policy=NO_CACHE,
+)
+def gate_delivery(site_id: str, delivery_id: str, warehouse: Path, pool: PoolStats,
+                  run_id: str) -> GateResult:
+    """The landing suites on one site's delivery: error checks decide whether it is used."""
+    result = run_landing_gate(site_id, delivery_id, landed_tables(warehouse, site_id,
+                                                                  delivery_id), pool, run_id)
+    emit(ProgressEvent(site_id, delivery_id, "accepted" if result.passed_errors else "held",
+                       result.reason or result.verdict))
+    return result
+
+
+def gate_sites(manifests: list[Manifest], warehouse: Path,
+               run_id: str) -> tuple[dict[tuple[str, str], str], list[GateResult]]:
+    """Gate each site's newest landed delivery; a held-back site falls back to older ones.
+
+    The pool for drift checks is every site's newest landed delivery. A site whose
+    delivery fails an `error` check is held back and its previous landed delivery is
+    gated in turn, so the last good data stays in force; the other sites are unaffected.
+    """
+    by_site: dict[str, list[str]] = {}
+    for m in sorted(manifests, key=lambda m: m.delivery_id, reverse=True):
+        if m.status == "landed":
+            by_site.setdefault(m.site_id, []).append(m.delivery_id)
+    if not by_site:
+        return {}, []
+    pool = pool_stats({
+        site: landed_tables(warehouse, site, deliveries[0])
+        for site, deliveries in by_site.items()
+    })
+    held_back: dict[tuple[str, str], str] = {}
+    results: list[GateResult] = []
+    pending = {site: deliveries[0] for site, deliveries in by_site.items()}
+    while pending:
+        sites = sorted(pending)
+        futures = gate_delivery.map(sites, [pending[s] for s in sites], unmapped(warehouse),
+                                    unmapped(pool), unmapped(run_id))
+        pending = {}
+        for site, future in zip(sites, futures, strict=True):
+            result = future.result()
+            results.append(result)
+            if not result.passed_errors:
+                held_back[(site, result.delivery_id)] = result.reason
+                older = by_site[site][by_site[site].index(result.delivery_id) + 1:]
+                if older:
+                    pending[site] = older[0]
+    return held_back, results
+
+
 @task(name="build-warehouse", timeout_seconds=1800)
-def build_warehouse(warehouse: Path, run_manifests: list[Manifest], run: RunInfo) -> Path:
+def build_warehouse(warehouse: Path, manifests: list[Manifest], run: RunInfo,
+                    held_back: dict[tuple[str, str], str],
+                    gate_results: list[GateResult]) -> Path:
     """A new DuckDB file from every landed delivery (the warehouse is the record)."""
-    unrecorded = [m for m in run_manifests if m.status == "rejected" and not m.content_sha256]
     built = build_path(warehouse, run.run_id)
-    build_database(built, warehouse, landed_manifests(warehouse) + unrecorded, run)
+    build_database(built, warehouse, manifests, run, held_back=held_back,
+                   check_results=check_results_frame(gate_results))
     return built
+
+
+@task(name="gate-marts", timeout_seconds=1800, cache_policy=NO_CACHE)
+def gate_marts(built: Path, run_id: str) -> GateResult:
+    """The mart suites on what dbt built; the results join quality.check_result."""
+    emit(ProgressEvent("*", "*", "step", "quality gate on the marts"))
+    con = duckdb.connect(str(built))
+    try:
+        result = run_mart_gate(read_marts(con), run_id)
+        con.register("mart_checks", check_results_frame([result]))
+        con.execute("INSERT INTO quality.check_result SELECT * FROM mart_checks")
+        con.unregister("mart_checks")
+        con.execute("CHECKPOINT")
+    finally:
+        con.close()
+    return result
+
+
+@task(name="data-docs", timeout_seconds=1800, cache_policy=NO_CACHE)
+def publish_quality_docs(results: list[GateResult], warehouse: Path) -> Path:
+    """Data Docs under the warehouse, and the gate summary as Prefect artifacts."""
+    index = build_data_docs(results, warehouse / "docs" / "data-docs")
+    create_markdown_artifact(key="quality-gate", markdown=gate_markdown(results, index),
+                             description="Data-quality gates of this refresh")
+    failures = failure_rows(results)
+    if failures:
+        create_table_artifact(key="quality-failures", table=failures,
+                              description="Failed quality checks")
+    return index
 
 
 def run_dbt(built: Path) -> DbtOutcome:
@@ -230,13 +327,29 @@ def refresh(inbox: str, warehouse: str, settle_seconds: float = 0, force: bool =
     timings["landing"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
+    unrecorded = [m for m in manifests if m.status == "rejected" and not m.content_sha256]
+    recorded = landed_manifests(warehouse_path) + unrecorded
+    emit(ProgressEvent("*", "*", "step", "quality gate on each site's delivery"))
+    held_back, gate_results = gate_sites(recorded, warehouse_path, run.run_id)
+    timings["gate"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
     emit(ProgressEvent("*", "*", "step", "building the warehouse file"))
-    built = build_warehouse(warehouse_path, manifests, run)
+    built = build_warehouse(warehouse_path, recorded, run, held_back, gate_results)
     timings["build"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     run_dbt(built)
     timings["dbt"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    mart_gate = gate_marts(built, run.run_id)
+    gate_results.append(mart_gate)
+    publish_quality_docs(gate_results, warehouse_path)
+    if not mart_gate.passed_errors:
+        raise RuntimeError(f"mart quality gate blocked the publish, nothing published: "
+                           f"{mart_gate.reason}")
+    timings["gate"] += time.perf_counter() - t0
 
     t0 = time.perf_counter()
     compute_stats(built)
@@ -252,8 +365,9 @@ def refresh(inbox: str, warehouse: str, settle_seconds: float = 0, force: bool =
     shutil.rmtree(built.parent, ignore_errors=True)  # failed runs keep theirs, for debugging
     timings["total"] = time.perf_counter() - started
 
-    summary = summarise(run.run_id, landed_manifests(warehouse_path), published, timings,
-                        waiting=[d.label for d in found.waiting], deferred=deferred)
+    summary = summarise(run.run_id, recorded, published, timings,
+                        waiting=[d.label for d in found.waiting], deferred=deferred,
+                        held_back=held_back, gates=gate_results)
     report_run(summary)
     if not found.waiting and not deferred:
         write_state(warehouse_path, state)

@@ -96,8 +96,10 @@ def print_summary(summary: dict) -> None:
     typer.echo(
         f"published {summary['published']}: {summary['accepted']} sites accepted, "
         f"{summary['superseded']} superseded, {summary['rejected']} rejected; "
-        f"{summary['rows_landed']} rows landed, {summary['rows_quarantined']} quarantined "
-        f"({summary['timings'].get('total', 0):.1f} s)"
+        f"{summary['rows_landed']} rows landed, {summary['rows_quarantined']} quarantined; "
+        f"{summary['held_back']} held back by the quality gate; checks failed: "
+        f"{summary['checks']['error']['failed']} error, {summary['checks']['warn']['failed']} "
+        f"warn ({summary['timings'].get('total', 0):.1f} s)"
     )
 
 

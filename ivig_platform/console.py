@@ -19,7 +19,7 @@ from rich.table import Table
 from ivig_platform.progress import ProgressEvent, set_listener
 
 STYLE = {"accepted": "green", "landed": "green", "reused": "cyan", "superseded": "yellow",
-         "rejected": "red", "failed": "red", "landing": "blue", "queued": "dim"}
+         "rejected": "red", "failed": "red", "held": "red", "landing": "blue", "queued": "dim"}
 
 
 def _progress_table(state: dict[tuple[str, str], ProgressEvent], step: str) -> Table:

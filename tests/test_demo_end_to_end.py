@@ -224,3 +224,48 @@ def test_refresh_without_key_refuses_with_a_clear_message(tmp_path):
     assert result.returncode == 1
     assert "IVIG_PSEUDONYM_KEY" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_marts_reproduce_the_published_efficacy_figures(published):
+    rows = published.execute(
+        "SELECT measure, baseline_mean, post_mean, n_responders, n_paired "
+        "FROM marts.mart_efficacy WHERE subgroup = 'all'"
+    ).fetchall()
+    means = {m: (b, p) for m, b, p, _, _ in rows}
+    assert means["ck"][0] == pytest.approx(1149, rel=0.01)
+    assert means["ck"][1] == pytest.approx(217, rel=0.01)
+    assert means["mrss"][0] == pytest.approx(15, rel=0.01)
+    assert means["mrss"][1] == pytest.approx(13, rel=0.01)
+    assert means["ucla_git"][0] == pytest.approx(1.06, rel=0.01)
+    assert means["ucla_git"][1] == pytest.approx(0.78, rel=0.01)
+    mrc = next((r, n) for m, _, _, r, n in rows if m == "mrc")
+    assert 100 * mrc[0] / mrc[1] == pytest.approx(92, abs=2)
+
+
+def test_table_one_and_safety_are_published(published):
+    women = published.execute(
+        "SELECT n FROM marts.mart_cohort WHERE subgroup = 'all' AND characteristic = 'sex_female'"
+    ).fetchone()[0]
+    assert women == 64
+    events = published.execute(
+        "SELECT n_events, n_patients FROM marts.mart_safety WHERE section = 'overall'"
+    ).fetchone()
+    assert tuple(events) == (12, 10)
+
+
+def test_quality_checks_are_queryable_and_docs_are_written(demo, published):
+    folder, _, _ = demo
+    suites = {s for (s,) in published.execute(
+        "SELECT DISTINCT suite FROM quality.check_result").fetchall()}
+    assert any(s.startswith("landed.") for s in suites)
+    assert any(s.startswith("marts.") for s in suites)
+    failed_errors = published.execute(
+        "SELECT count(*) FROM quality.check_result c JOIN quality.site_delivery d "
+        "USING (site_id, delivery_id) WHERE d.status = 'accepted' "
+        "AND c.severity = 'error' AND NOT c.success"
+    ).fetchone()[0]
+    assert failed_errors == 0
+    warehouse = folder / "warehouse"
+    assert (warehouse / "report.html").exists()
+    assert (warehouse / "docs" / "dbt" / "static_index.html").exists()
+    assert (warehouse / "docs" / "data-docs" / "index.html").exists()

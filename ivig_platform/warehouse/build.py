@@ -40,19 +40,25 @@ class RunInfo:
     inbox: str
 
 
-def delivery_status(manifests: list[Manifest]) -> pl.DataFrame:
-    """`quality.site_delivery`: each site's newest landed delivery is accepted (§2).
+def delivery_status(manifests: list[Manifest],
+                    held_back: dict[tuple[str, str], str] | None = None) -> pl.DataFrame:
+    """`quality.site_delivery`: each site's newest usable delivery is accepted (§2).
 
     Older landed deliveries of the site are superseded (a delivery is a complete
     snapshot); rejected ones stay rejected whatever their order, and a site whose newest
-    delivery was rejected keeps its newest landed one in force.
+    delivery was rejected keeps its newest landed one in force. A landed delivery that
+    the quality gate held back (`held_back`: (site, delivery) → reason) counts as
+    rejected with the gate's reason, so the site's previous delivery stays in force.
     """
+    held_back = held_back or {}
     rows = [
         {
             "site_id": m.site_id,
             "delivery_id": m.delivery_id,
-            "status": "rejected" if m.status == "rejected" else "landed",
-            "reason": m.reason,
+            "status": "rejected"
+            if m.status == "rejected" or (m.site_id, m.delivery_id) in held_back
+            else "landed",
+            "reason": held_back.get((m.site_id, m.delivery_id), m.reason),
             "rows_landed": m.rows_landed,
             "rows_quarantined": m.rows_quarantined,
             "source_rows": m.source_rows,
@@ -90,10 +96,19 @@ def _insert_parquet(con: duckdb.DuckDBPyConnection, name: str, files: list[Path]
         )
 
 
-def build_database(path: Path, warehouse: Path, manifests: list[Manifest],
-                   run: RunInfo) -> pl.DataFrame:
+def in_force(manifests: list[Manifest],
+             held_back: dict[tuple[str, str], str] | None = None) -> dict[str, str]:
+    """site → the delivery that will be accepted, given what the gate held back."""
+    status = delivery_status(manifests, held_back)
+    accepted = status.filter(pl.col("status") == "accepted")
+    return dict(accepted.select("site_id", "delivery_id").iter_rows())
+
+
+def build_database(path: Path, warehouse: Path, manifests: list[Manifest], run: RunInfo,
+                   held_back: dict[tuple[str, str], str] | None = None,
+                   check_results: pl.DataFrame | None = None) -> pl.DataFrame:
     """Write schemas `landed` and `quality` into a new DuckDB file; return site_delivery."""
-    status = delivery_status(manifests)
+    status = delivery_status(manifests, held_back)
     accepted = status.filter(pl.col("status") == "accepted")
     landed_dirs = [
         delivery_dir(warehouse, row["site_id"], row["delivery_id"])
@@ -116,6 +131,10 @@ def build_database(path: Path, warehouse: Path, manifests: list[Manifest],
         con.register("site_delivery_frame", status)
         con.execute("CREATE TABLE quality.site_delivery AS SELECT * FROM site_delivery_frame")
         con.unregister("site_delivery_frame")
+        if check_results is not None:
+            con.register("check_result_frame", check_results)
+            con.execute("CREATE TABLE quality.check_result AS SELECT * FROM check_result_frame")
+            con.unregister("check_result_frame")
         con.execute(
             "CREATE TABLE quality.refresh_run AS SELECT $run_id AS run_id, "
             "$started::TIMESTAMPTZ AS started_at, now() AS built_at, $inbox AS inbox",

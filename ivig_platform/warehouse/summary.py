@@ -17,6 +17,8 @@ class RefreshSummary:
     timings: dict[str, float] = field(default_factory=dict)
     waiting: list[str] = field(default_factory=list)
     deferred: list[str] = field(default_factory=list)
+    held_back: int = 0
+    checks: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def count(self, status: str) -> int:
         return sum(1 for d in self.deliveries if d["status"] == status)
@@ -48,6 +50,11 @@ class RefreshSummary:
             f"| {len(self.deliveries)} | {self.count('accepted')} | {self.count('superseded')} "
             f"| {self.count('rejected')} | {self.rows_landed} | {self.rows_quarantined} |",
             "",
+            "| quality checks | run | failed |",
+            "|---|---:|---:|",
+            *(f"| {severity} | {c['run']} | {c['failed']} |"
+              for severity, c in self.checks.items()),
+            "",
             "| stage | seconds |",
             "|---|---:|",
             *(f"| {k} | {v:.2f} |" for k, v in self.timings.items()),
@@ -72,6 +79,8 @@ class RefreshSummary:
             "rows_landed": self.rows_landed,
             "rows_quarantined": self.rows_quarantined,
             "timings": self.timings,
+            "held_back": self.held_back,
+            "checks": self.checks,
             "waiting": self.waiting,
             "deferred": self.deferred,
             "deliveries": self.delivery_rows(),
@@ -80,8 +89,15 @@ class RefreshSummary:
 
 def summarise(run_id: str, manifests: list[Manifest], published: Path,
               timings: dict[str, float], waiting: list[str] | None = None,
-              deferred: list[str] | None = None) -> RefreshSummary:
-    status = delivery_status(manifests)
+              deferred: list[str] | None = None,
+              held_back: dict[tuple[str, str], str] | None = None,
+              gates: list | None = None) -> RefreshSummary:
+    status = delivery_status(manifests, held_back)
+    checks = {"error": [0, 0], "warn": [0, 0]}
+    for gate in gates or []:
+        for severity in checks:
+            checks[severity][0] += gate.counts[severity]["checks"]
+            checks[severity][1] += gate.counts[severity]["failed"]
     return RefreshSummary(
         run_id=run_id,
         published=str(published),
@@ -89,4 +105,6 @@ def summarise(run_id: str, manifests: list[Manifest], published: Path,
         timings={k: round(v, 3) for k, v in timings.items()},
         waiting=waiting or [],
         deferred=deferred or [],
+        held_back=len(held_back or {}),
+        checks={k: {"run": v[0], "failed": v[1]} for k, v in checks.items()},
     )
