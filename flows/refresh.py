@@ -38,9 +38,9 @@ from ivig_platform.quality import (
     landed_tables,
     pool_stats,
     read_marts,
-    run_landing_gate,
     run_mart_gate,
 )
+from ivig_platform.quality.cache import cached_landing_gate, suites_fingerprint
 from ivig_platform.report import render_warehouse_report
 from ivig_platform.warehouse.build import RunInfo, build_database
 from ivig_platform.warehouse.publish import build_path, publish, published_path, replace_folder
@@ -126,13 +126,19 @@ def land(delivery: Delivery, warehouse: Path) -> Manifest:
     task_run_name="gate-{site_id}-{delivery_id}",
     cache_policy=NO_CACHE,
 )
-def gate_delivery(site_id: str, delivery_id: str, warehouse: Path, pool: PoolStats,
-                  run_id: str) -> GateResult:
-    """The landing suites on one site's delivery: error checks decide whether it is used."""
-    result = run_landing_gate(site_id, delivery_id, landed_tables(warehouse, site_id,
-                                                                  delivery_id), pool, run_id)
+def gate_delivery(site_id: str, delivery_id: str, content_sha256: str, warehouse: Path,
+                  pool: PoolStats, run_id: str, fingerprint: str) -> GateResult:
+    """The landing suites on one site's delivery: error checks decide whether it is used.
+
+    The verdict is cached with the delivery, keyed on its content hash, the suites and
+    the drift bounds from the pool: an unchanged site costs a file read.
+    """
+    tables = landed_tables(warehouse, site_id, delivery_id)
+    result, cached = cached_landing_gate(warehouse, site_id, delivery_id, content_sha256,
+                                         tables, pool, run_id, fingerprint)
+    detail = (result.reason or result.verdict) + (" (cached)" if cached else "")
     emit(ProgressEvent(site_id, delivery_id, "accepted" if result.passed_errors else "held",
-                       result.reason or result.verdict))
+                       detail))
     return result
 
 
@@ -145,22 +151,27 @@ def gate_sites(manifests: list[Manifest], warehouse: Path,
     gated in turn, so the last good data stays in force; the other sites are unaffected.
     """
     by_site: dict[str, list[str]] = {}
+    content: dict[tuple[str, str], str] = {}
     for m in sorted(manifests, key=lambda m: m.delivery_id, reverse=True):
         if m.status == "landed":
             by_site.setdefault(m.site_id, []).append(m.delivery_id)
+            content[(m.site_id, m.delivery_id)] = m.content_sha256
     if not by_site:
         return {}, []
     pool = pool_stats({
         site: landed_tables(warehouse, site, deliveries[0])
         for site, deliveries in by_site.items()
     })
+    fingerprint = suites_fingerprint()
     held_back: dict[tuple[str, str], str] = {}
     results: list[GateResult] = []
     pending = {site: deliveries[0] for site, deliveries in by_site.items()}
     while pending:
         sites = sorted(pending)
-        futures = gate_delivery.map(sites, [pending[s] for s in sites], unmapped(warehouse),
-                                    unmapped(pool), unmapped(run_id))
+        futures = gate_delivery.map(
+            sites, [pending[s] for s in sites], [content[(s, pending[s])] for s in sites],
+            unmapped(warehouse), unmapped(pool), unmapped(run_id), unmapped(fingerprint),
+        )
         pending = {}
         for site, future in zip(sites, futures, strict=True):
             result = future.result()

@@ -15,6 +15,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
 from ivig_platform.progress import ProgressEvent, set_listener
 
@@ -23,12 +24,12 @@ STYLE = {"accepted": "green", "landed": "green", "reused": "cyan", "superseded":
 
 
 def _progress_table(state: dict[tuple[str, str], ProgressEvent], step: str) -> Table:
-    table = Table(title=f"ivig refresh — {step}", title_justify="left")
+    table = Table(title=Text(f"ivig refresh — {step}"), title_justify="left")
     for column in ("site", "delivery", "state", "detail"):
         table.add_column(column)
     for (site, delivery), event in sorted(state.items()):
-        style = STYLE.get(event.stage, "")
-        table.add_row(site, delivery, f"[{style}]{event.stage}[/]", event.detail)
+        table.add_row(Text(site), Text(delivery),
+                      Text(event.stage, style=STYLE.get(event.stage, "")), Text(event.detail))
     return table
 
 
@@ -73,9 +74,10 @@ def status_table(rows: list[tuple], *, today: date, built, path: Path) -> None:
         table.add_column(column, justify="right" if column in ("landed", "quarantined", "age")
                          else "left")
     for site, delivery, status, reason, landed, quarantined, delivered, fresh in rows:
-        style = STYLE.get(status, "")
         age = f"{(today - delivered).days} d" if delivered else ""
-        fresh_style = {"ok": "green", "warn": "yellow", "error": "red"}.get(fresh or "", "")
-        table.add_row(site, delivery, f"[{style}]{status}[/]", reason or "", str(landed),
-                      str(quarantined), age, f"[{fresh_style}]{fresh}[/]" if fresh else "")
+        fresh_style = {"fresh": "green", "warn": "yellow", "error": "red"}.get(fresh or "", "")
+        # Text, not markup: a reason may hold brackets that rich would read as tags.
+        table.add_row(Text(site), Text(delivery), Text(status, style=STYLE.get(status, "")),
+                      Text(reason or ""), str(landed), str(quarantined), age,
+                      Text(fresh or "", style=fresh_style))
     Console(width=200 if not Console().is_terminal else None).print(table)
