@@ -649,6 +649,75 @@ def test_broken_newest_delivery_keeps_older_in_force(demo: tuple[Path, DemoTruth
     assert clean.height >= 2 and set(clean["delivery_id"]) == {old_id}
 
 
+def test_held_back_newer_delivery_mislabels_ck_and_keeps_older_in_force(
+    demo: tuple[Path, DemoTruth],
+) -> None:
+    """The newer delivery is the site's clean snapshot again, CK written in µkat/L as before
+    but labelled U/L: nothing for the row rules (not quarantined), rejected by the gate."""
+    inbox, truth = demo
+    site, newer = truth.held_back_site, truth.held_back_delivery
+    assert site and newer
+    assert site not in (truth.two_delivery_site, truth.broken_newest_site)
+    fmt = truth.site_formats[site]
+    assert fmt.container == "csv" and _fold(fmt.ck_unit).endswith("kat/l")
+    (_, old_id, old_status, old_reason, _), (_, new_id, new_status, reason, rows) = [
+        d for d in truth.expected_deliveries if d[0] == site
+    ]
+    statuses = (old_status, old_reason, new_status, reason)
+    assert statuses == ("accepted", None, "rejected", "quality_gate")
+    assert new_id == newer and old_id < newer < "2026-11-20"
+    assert not [q for q in truth.expected_quarantine if q[:2] == (site, newer)]
+    assert set(truth.clean["patients"].filter(pl.col("site_id") == site)["delivery_id"]) == {old_id}
+    old_ck, new_ck, total = [], [], 0
+    for t in TABLES:
+        new_rows, spanish = read_table(inbox / site / newer, t)
+        total += len(new_rows)
+        clean = truth.clean[t].filter(pl.col("site_id") == site)
+        assert len(new_rows) == clean.height, t  # the clean snapshot, without the bad rows
+        if t == "assessments":
+            old_rows, _ = read_table(inbox / site / old_id, t)
+            old_ck = [r for r in old_rows if _category(r["measure"]) == "ck"]
+            new_ck = [r for r in new_rows if _category(r["measure"]) == "ck"]
+            assert {r["unit"] for r in new_ck} == {"U/L"}
+            clean_ck = {r["value"].strip() for r in old_ck if _fold(r["unit"]).endswith("kat/l")}
+            assert {r["value"].strip() for r in new_ck} <= clean_ck
+            read_as_ul = sorted(_parsed(t, r, spanish)["value"] for r in new_ck)
+            in_force = clean.filter(pl.col("measure") == "ck")["value"].sort().to_list()
+            assert len(read_as_ul) == len(in_force) >= 3
+            assert all(_close(a * 60, b) for a, b in zip(read_as_ul, in_force, strict=True))
+    assert rows == total
+
+
+def test_warn_site_lacks_most_post_values_of_its_measure(demo: tuple[Path, DemoTruth]) -> None:
+    """More than half of the sparse site's patients followed for the measure lack a value in
+    the §7 window (the gate's completeness warn); they leave the pairing, the site is used."""
+    truth = demo[1]
+    site, measure, timepoint = truth.warn_site, truth.warn_measure, truth.warn_timepoint
+    assert site and measure and timepoint in ("baseline", "post")
+    specials = {truth.two_delivery_site, truth.broken_newest_site, truth.held_back_site}
+    assert site not in specials
+    assert [d[2] for d in truth.expected_deliveries if d[0] == site] == ["accepted"]
+    c = truth.clean
+    period = (
+        c["ivig_cycles"]
+        .filter(pl.col("site_id") == site)
+        .group_by("patient_id")
+        .agg(first=pl.col("start_date").min(), last=pl.col("start_date").max())
+    )
+    a = c["assessments"].filter((pl.col("site_id") == site) & (pl.col("measure") == measure))
+    a = a.join(period, on="patient_id")
+    followed = a["patient_id"].n_unique()
+    if timepoint == "post":
+        days = (a["assessment_date"] - a["last"]).dt.total_days()
+        in_window = a.filter(days.is_between(30, 180))
+    else:
+        days = (a["assessment_date"] - a["first"]).dt.total_days()
+        in_window = a.filter(days.is_between(-90, 0))
+    having = in_window["patient_id"].n_unique()
+    assert followed >= 3
+    assert (followed - having) / followed > 0.5, (followed, having)
+
+
 def test_delivery_ids_are_iso_dates_before_the_cutoff(demo: tuple[Path, DemoTruth]) -> None:
     for site, delivery, *_ in demo[1].expected_deliveries:
         d = dt.date.fromisoformat(delivery)
@@ -704,8 +773,16 @@ def test_scale_mode_keeps_the_shape(tmp_path: Path) -> None:
     assert {q[4] for q in truth.expected_quarantine} == RULES
     per_site = Counter(q[0] for q in truth.expected_quarantine)
     assert len(per_site) >= 35 and max(per_site.values()) <= 20
-    statuses = Counter(d[2] for d in truth.expected_deliveries)
-    assert statuses == {"accepted": 40, "superseded": 1, "rejected": 1}
+    statuses = Counter(d[2:4] for d in truth.expected_deliveries)
+    assert statuses == {
+        ("accepted", None): 40,
+        ("superseded", None): 1,
+        ("rejected", "missing_table"): 1,
+        ("rejected", "quality_gate"): 1,
+    }
+    specials = (truth.two_delivery_site, truth.broken_newest_site, truth.held_back_site,
+                truth.warn_site)  # fmt: skip
+    assert None not in specials and len(set(specials)) == 4
     assert len(list(tmp_path.iterdir())) == 40
 
 
@@ -714,3 +791,7 @@ def test_scale_mode_is_fast(tmp_path: Path) -> None:
     truth = write_demo_inbox(tmp_path, n_sites=200, n_patients=20_000)
     assert time.perf_counter() - start < 60
     assert truth.figures["n_patients"] == 20_000
+    assert truth.held_back_site and truth.held_back_delivery and truth.warn_site
+    rejected = {d[:2] for d in truth.expected_deliveries if d[3] == "quality_gate"}
+    assert rejected == {(truth.held_back_site, truth.held_back_delivery)}
+    assert (tmp_path / truth.held_back_site / truth.held_back_delivery / "assessments.csv").exists()

@@ -17,7 +17,7 @@ import numpy as np
 import polars as pl
 
 from ivig_platform.demo import calibrate, identity, shape, vocab
-from ivig_platform.demo.sites import Site
+from ivig_platform.demo.sites import WARN_MEASURE, WARN_MIN_PATIENTS, WARN_TIMEPOINT, Site
 
 FIRST_INDEX = np.datetime64("2012-01-01")
 LAST_INDEX = np.datetime64("2023-06-30")  # keeps every clinical date before mid-2026
@@ -34,6 +34,8 @@ class Cohort:
     ``patients``), and ``_uid`` (unique within the table).  ``patients`` also carries the
     helpers ``index_date``, ``last_cycle_date``, ``n_cycles`` and the identifier fields.
     ``spare_ids`` are unused record numbers per site, for the fault scenarios.
+    ``warn_site``: position of the sparse site, or None when no candidate has enough patients
+    followed for ``WARN_MEASURE`` for the gate to judge it (tiny demos).
     """
 
     patients: pl.DataFrame
@@ -42,6 +44,7 @@ class Cohort:
     assessments: pl.DataFrame
     adverse_events: pl.DataFrame
     spare_ids: dict[str, list[str]]
+    warn_site: int | None = None
 
     def table(self, name: str) -> pl.DataFrame:
         return getattr(self, name)
@@ -72,8 +75,18 @@ def _days(n: np.ndarray) -> np.ndarray:
     return n.astype("timedelta64[D]")
 
 
-def build_cohort(sites: Sequence[Site], sizes: np.ndarray, rng: np.random.Generator) -> Cohort:
-    """Generate the clean cohort for ``sites`` with ``sizes[k]`` patients at site k."""
+def build_cohort(
+    sites: Sequence[Site],
+    sizes: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    warn_candidates: Sequence[int] = (),
+) -> Cohort:
+    """Generate the clean cohort for ``sites`` with ``sizes[k]`` patients at site k.
+
+    ``warn_candidates``: positions that may become the sparse site, where most patients
+    followed for ``WARN_MEASURE`` lack its ``WARN_TIMEPOINT`` value (``_make_sparse``): the
+    first with at least WARN_MIN_PATIENTS followed (``Cohort.warn_site``; None if none)."""
     n = int(sizes.sum())
     site_idx = np.repeat(np.arange(len(sites)), sizes)
     site_ids = np.array([s.site_id for s in sites])[site_idx]
@@ -157,9 +170,11 @@ def build_cohort(sites: Sequence[Site], sizes: np.ndarray, rng: np.random.Genera
         sched.n_cycles,
         sched.start,
         sched.first_row,
+        site_idx,
+        tuple(warn_candidates),
     )
     treatments = _treatments(ctx)
-    assessments = _assessments(ctx)
+    assessments, sparse = _assessments(ctx)
     adverse = _adverse_events(ctx)
 
     keys = patients.select("_pidx", "site_id", "patient_id")
@@ -176,6 +191,7 @@ def build_cohort(sites: Sequence[Site], sizes: np.ndarray, rng: np.random.Genera
         assessments=finish(assessments, ["assessment_date", "_morder"]).drop("_morder"),
         adverse_events=finish(adverse, ["onset_date"]),
         spare_ids=spare,
+        warn_site=sparse,
     )
 
 
@@ -288,6 +304,8 @@ class _Ctx:
     n_cycles: np.ndarray
     cycle_start: np.ndarray
     first_row: np.ndarray
+    site_idx: np.ndarray
+    warn_candidates: tuple[int, ...]
 
 
 # --- treatments -------------------------------------------------------------------------
@@ -457,6 +475,22 @@ def _values(
     return base.astype(np.int64), post.astype(np.int64)
 
 
+def _make_sparse(ctx: _Ctx, who: np.ndarray, has: np.ndarray) -> int | None:
+    """Make the first candidate site with at least WARN_MIN_PATIENTS followed for the measure
+    sparse, and return its position (None if no candidate has as many).
+
+    All but a third of its followed patients lose their value in the window: ``has`` is set
+    False in place, with no random draw of its own.  They keep a visit outside the window, so
+    they still count as followed, and they leave the pairing before the values are
+    calibrated, so the §1 figures still land."""
+    for k in ctx.warn_candidates:
+        at_site = np.flatnonzero(ctx.site_idx[who] == k)
+        if at_site.size >= WARN_MIN_PATIENTS:
+            has[at_site[: at_site.size - at_site.size // 3]] = False
+            return k
+    return None
+
+
 def _noisy(measure: str, v: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A plausible value for a visit outside the windows, near ``v``."""
     if measure == "mrss":
@@ -480,10 +514,12 @@ def _as_value(measure: str, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return v.astype(np.float64), np.full(v.size, None, dtype=object)
 
 
-def _assessments(ctx: _Ctx) -> pl.DataFrame:
+def _assessments(ctx: _Ctx) -> tuple[pl.DataFrame, int | None]:
+    """Assessment rows, and the position of the sparse site (see ``_make_sparse``)."""
     rng = ctx.rng
     dates, d = _visit_dates(ctx)
     frames = []
+    sparse = None
     for mo, (measure, who) in enumerate(_members(ctx).items()):
         no_b, no_p = shape.DROPOUTS[measure]
         m = who.size
@@ -493,6 +529,8 @@ def _assessments(ctx: _Ctx) -> pl.DataFrame:
         has_p = np.ones(m, dtype=bool)
         has_b[drop[:nb]] = False
         has_p[drop[nb : nb + npost]] = False
+        if measure == WARN_MEASURE:
+            sparse = _make_sparse(ctx, who, has_b if WARN_TIMEPOINT == "baseline" else has_p)
         base, post = _values(ctx, measure, who, has_b & has_p)
         r = rng.random((len(_VISITS), m))
         flags = {
@@ -526,7 +564,7 @@ def _assessments(ctx: _Ctx) -> pl.DataFrame:
                     }
                 )
             )
-    return pl.concat(frames).with_columns(pl.col("assessment_date").cast(pl.Date))
+    return pl.concat(frames).with_columns(pl.col("assessment_date").cast(pl.Date)), sparse
 
 
 # --- adverse events ---------------------------------------------------------------------

@@ -2,8 +2,12 @@
 
 Pipeline, each step a pure function except the last:
   cohort (clean canonical rows) -> + injected faults -> + extra deliveries (a superseded older
-  one, a broken newest one) -> source rows numbered in file order -> rendered per site format
-  -> written as CSV/XLSX files.
+  one, a broken newest one, a newer one the quality gate holds back) -> source rows numbered in
+  file order -> rendered per site format -> written as CSV/XLSX files.
+Two scenarios are aimed at the quality gate (issue 4) rather than at landing: the held-back
+site's newer delivery writes CK in µkat/L but labels it U/L (it lands cleanly, then fails the
+site drift check, severity error, so its older delivery stays in force), and at the sparse
+``warn`` site most patients lack a post MRC (measure completeness, severity warn).
 The truth (clean rows, §1 figures, identifiers, expected quarantine and delivery outcomes) is
 derived from the same frames, never read back from the files, and never written to the inbox.
 """
@@ -11,6 +15,7 @@ derived from the same frames, never read back from the files, and never written 
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections import defaultdict
 from pathlib import Path
 
@@ -21,7 +26,15 @@ from ivig_platform.demo import faults, files, identity, render, truth, vocab
 from ivig_platform.demo.cohort import Cohort, build_cohort, site_sizes
 from ivig_platform.demo.figures import compute_figures
 from ivig_platform.demo.rand import child_rng
-from ivig_platform.demo.sites import Site, SiteFormat, make_sites, special_positions
+from ivig_platform.demo.sites import (
+    MISLABELLED_CK_UNIT,
+    WARN_MEASURE,
+    WARN_TIMEPOINT,
+    Site,
+    SiteFormat,
+    make_sites,
+    special_positions,
+)
 
 _SCHEMA: dict[str, dict[str, pl.DataType]] = {
     "patients": {
@@ -76,6 +89,12 @@ _BOOK: dict[str, pl.DataType] = {
     "_clean": pl.Boolean(),
     "_malformed": pl.String(),
 }
+# The landing gate's site drift check on CK (expectations/checks/field_checks.csv): the site's
+# median against the geometric median of the other sites' medians fails at >= 10x or <= 0.1x,
+# judged with >= 3 values at the site and >= 3 other sites having as many.
+DRIFT_FACTOR = 10.0
+DRIFT_MIN_VALUES = 3
+DRIFT_MIN_SITES = 3
 
 
 def write_demo_inbox(
@@ -88,10 +107,16 @@ def write_demo_inbox(
     Existing files of the same names are overwritten; nothing else in ``inbox`` is touched.
     """
     inbox = Path(inbox)
+    spec = special_positions(n_sites)
     sites = make_sites(n_sites)
     rng = child_rng(seed, "cohort")
-    cohort = build_cohort(sites, site_sizes(n_patients, n_sites, rng), rng)
+    sizes = site_sizes(n_patients, n_sites, rng)
+    cohort = build_cohort(sites, sizes, rng, warn_candidates=spec.warn_candidates)
+    warn = cohort.warn_site
     base = _base_tables(cohort, sites)
+    held = spec.held_back
+    if held is not None and not _drift_would_fail(base, sites[held].site_id):
+        sites, held = make_sites(n_sites, held_back=False), None
     reserved = {s.site_id: cohort.spare_ids[s.site_id][-1] for s in sites}
     fault_rows, kinds = _fault_rows(base, cohort, sites, child_rng(seed, "faults"))
     extra_frames, extra_rows = _extra_deliveries(
@@ -102,7 +127,6 @@ def write_demo_inbox(
     _write_files(inbox, written, sites)
 
     clean = truth.clean_tables(combined, reported)
-    two, broken = special_positions(n_sites)
     return truth.DemoTruth(
         seed=seed,
         n_sites=n_sites,
@@ -127,9 +151,36 @@ def write_demo_inbox(
             .iter_rows()
         ),
         fault_kinds={s.site_id: tuple(k.name for k in kinds[s.index]) for s in sites},
-        two_delivery_site=sites[two].site_id,
-        broken_newest_site=sites[broken].site_id,
+        two_delivery_site=sites[spec.two].site_id,
+        broken_newest_site=sites[spec.broken].site_id,
+        held_back_site=sites[held].site_id if held is not None else None,
+        held_back_delivery=sites[held].deliveries[-1].isoformat() if held is not None else None,
+        warn_site=sites[warn].site_id if warn is not None else None,
+        warn_measure=WARN_MEASURE if warn is not None else None,
+        warn_timepoint=WARN_TIMEPOINT if warn is not None else None,
     )
+
+
+# --- the quality-gate scenarios -----------------------------------------------------------
+
+
+def _drift_would_fail(base: dict[str, pl.DataFrame], site_id: str) -> bool:
+    """Whether the gate's CK site drift check fails on ``site_id``'s newer delivery (its
+    µkat/L values read as U/L), and can judge it at all: a small separate reading of the check,
+    so the truth never promises a hold-back the gate cannot make (tiny demos)."""
+    ck = (
+        base["assessments"]
+        .filter(pl.col("measure") == "ck")
+        .group_by("site_id")
+        .agg(n=pl.len(), median=pl.col("value").median())
+        .filter(pl.col("n") >= DRIFT_MIN_VALUES)
+    )
+    mine = ck.filter(pl.col("site_id") == site_id)
+    others = ck.filter(pl.col("site_id") != site_id)["median"]
+    if mine.is_empty() or others.len() < DRIFT_MIN_SITES or not (others > 0).all():
+        return False
+    pooled = math.exp(float(others.log().median()))
+    return float(mine["median"][0]) * render.UKAT_PER_UL / pooled <= 1 / DRIFT_FACTOR
 
 
 # --- building the rows ------------------------------------------------------------------
@@ -221,9 +272,11 @@ def _extra_deliveries(
     rng: np.random.Generator,
 ) -> tuple[dict[str, list[pl.DataFrame]], list[faults.Row]]:
     """The older delivery of the two-delivery site (an earlier snapshot: one patient fewer,
-    each patient's last cycle not yet given) and the broken newest delivery of another site
-    (a fuller snapshot with one more patient, but no assessments file)."""
-    two, broken = (sites[i] for i in special_positions(len(sites)))
+    each patient's last cycle not yet given), the broken newest delivery of another site
+    (a fuller snapshot with one more patient, but no assessments file) and the held-back
+    newer delivery of a third (its clean snapshot again, CK in µkat/L labelled U/L)."""
+    spec = special_positions(len(sites))
+    two, broken = sites[spec.two], sites[spec.broken]
     frames: dict[str, list[pl.DataFrame]] = defaultdict(list)
 
     older = two.deliveries[0].isoformat()
@@ -284,6 +337,18 @@ def _extra_deliveries(
             "weight_kg": 60.0,
         }
     )
+
+    held = next((s for s in sites if s.held_back_newest), None)
+    if held is not None:
+        newer = held.deliveries[-1].isoformat()
+        for t in vocab.TABLES:
+            df = base[t].filter(pl.col("site_id") == held.site_id)
+            df = df.with_columns(delivery_id=pl.lit(newer), _clean=pl.lit(False))
+            if t == "assessments":  # the unit error: values as before, the unit cell says U/L
+                is_ck = pl.col("measure") == "ck"
+                mislabelled = pl.when(is_ck).then(pl.lit(MISLABELLED_CK_UNIT))
+                df = df.with_columns(unit__raw=mislabelled.otherwise(pl.lit(None)))
+            frames[t].append(df)
     return frames, rows
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from ivig_platform.demo.vocab import TABLES
 
@@ -263,22 +263,40 @@ SITES: tuple[tuple[str, SiteFormat], ...] = (
 # Delivery-level scenarios (by site position; larger demos keep the same positions).
 TWO_DELIVERY_SITE = 3  # hu-la-paz: an older delivery superseded by the newer one
 BROKEN_NEWEST_SITE = 9  # hu-cruces: newest delivery lacks assessments.csv -> rejected
+# hu-donostia: a newer delivery whose CK says U/L but is in µkat/L -> the quality gate holds it
+# back (site drift, severity error) and the older one stays in force.
+HELD_BACK_SITE = 17
+# hu-reina-sofia: most of its myositis patients lack a post MRC (strength not re-tested)
+# -> a `warn` of the quality gate (measure completeness).  MRC because the cohort draws it
+# last: the sparse site leaves every CK, mRSS and UCLA value of the demo as it was.
+WARN_SITE = 10
+WARN_MEASURE = "mrc"
+WARN_TIMEPOINT = "post"
+WARN_MIN_PATIENTS = 3  # the gate judges completeness only among >= 3 followed patients
 OLDER_DELIVERY = dt.date(2026, 6, 30)
 OLDER_DELIVERY_OF_BROKEN = dt.date(2026, 7, 15)
 FIRST_DELIVERY = dt.date(2026, 9, 1)
 DELIVERY_SPAN_DAYS = 80  # main deliveries fall on 2026-09-01 .. 2026-11-19
+HELD_BACK_DELAY_DAYS = 3  # the held-back delivery comes this many days after the main one
 MISSING_TABLE_OF_BROKEN = "assessments"  # -> rejected with reason missing_table
+MISLABELLED_CK_UNIT = "U/L"  # what the held-back delivery says its µkat/L CK values are in
 
 
 @dataclass(frozen=True)
 class Site:
-    """One demo site: its id, format, and the ids and dates of its deliveries (oldest first)."""
+    """One demo site: its id, format, and the ids and dates of its deliveries (oldest first).
+
+    ``rejected_newest``: the newest delivery lacks a table (landing rejects it).
+    ``held_back_newest``: the newest delivery lands cleanly but the quality gate holds it back.
+    Either way the delivery before it is the one in force.
+    """
 
     index: int
     site_id: str
     fmt: SiteFormat
     deliveries: tuple[dt.date, ...]
     rejected_newest: bool = False
+    held_back_newest: bool = False
 
     def tables_written(self, delivery: dt.date) -> list[str]:
         """Tables present in a delivery: all, except the one the broken newest lacks."""
@@ -287,34 +305,90 @@ class Site:
 
     @property
     def accepted_delivery(self) -> dt.date:
-        """The delivery in force: the newest, unless the newest is broken."""
-        return self.deliveries[-2] if self.rejected_newest else self.deliveries[-1]
+        """The delivery in force: the newest, unless the newest is broken or held back."""
+        newest_unusable = self.rejected_newest or self.held_back_newest
+        return self.deliveries[-2] if newest_unusable else self.deliveries[-1]
 
 
-def special_positions(n_sites: int) -> tuple[int, int]:
-    """Positions of the two-delivery site and the broken-newest site (distinct, broken is CSV)."""
+class Specials(NamedTuple):
+    """Positions of the sites with a delivery-level or quality-gate scenario (all distinct).
+
+    ``held_back`` is None when no CSV site writing CK in µkat/L with room for a later delivery
+    is free (demos of fewer than 6 sites).  ``warn_candidates``: the free positions from
+    WARN_SITE on, in order; the cohort makes the first with enough patients followed for
+    WARN_MEASURE sparse (empty below 4 sites)."""
+
+    two: int
+    broken: int
+    held_back: int | None
+    warn_candidates: tuple[int, ...]
+
+
+def _main_delivery(k: int) -> dt.date:
+    return FIRST_DELIVERY + dt.timedelta(days=(k * 23) % DELIVERY_SPAN_DAYS)
+
+
+def _first_free(start: int, n_sites: int, taken: set[int], fits=lambda k: True) -> int | None:
+    """The first position from ``start`` on (wrapping) that is not taken and fits."""
+    for step in range(n_sites):
+        k = (start + step) % n_sites
+        if k not in taken and fits(k):
+            return k
+    return None
+
+
+def _held_back_fits(k: int) -> bool:
+    """A CSV site writing CK in µkat/L whose later delivery still falls before the cutoff."""
+    fmt = SITES[k % len(SITES)][1]
+    last = FIRST_DELIVERY + dt.timedelta(days=DELIVERY_SPAN_DAYS - 1)
+    room = _main_delivery(k) + dt.timedelta(days=HELD_BACK_DELAY_DAYS) <= last
+    return fmt.container == "csv" and fmt.ck_unit.lower().endswith("kat/l") and room
+
+
+def special_positions(n_sites: int) -> Specials:
+    """Positions of the two-delivery site, the broken-newest site (CSV), the site whose newer
+    delivery the quality gate holds back (CSV, CK in µkat/L) and the sparse `warn` site."""
     two = TWO_DELIVERY_SITE % n_sites
-    broken = BROKEN_NEWEST_SITE % n_sites
-    while broken == two or SITES[broken % len(SITES)][1].container != "csv":
-        broken = (broken + 1) % n_sites
-    return two, broken
+    broken = _first_free(
+        BROKEN_NEWEST_SITE % n_sites,
+        n_sites,
+        {two},
+        lambda k: SITES[k % len(SITES)][1].container == "csv",
+    )
+    assert broken is not None  # position 0 is CSV and 3 sites leave one free besides `two`
+    held = _first_free(HELD_BACK_SITE % n_sites, n_sites, {two, broken}, _held_back_fits)
+    taken = {two, broken} | ({held} if held is not None else set())
+    start = WARN_SITE % n_sites
+    order = ((start + step) % n_sites for step in range(n_sites))
+    warn = tuple(k for k in order if k not in taken) if n_sites >= 4 else ()
+    return Specials(two, broken, held, warn)
 
 
-def make_sites(n_sites: int) -> list[Site]:
-    """The demo's sites: the 18 published ones, then the same formats again with suffixed ids."""
+def make_sites(n_sites: int, *, held_back: bool = True) -> list[Site]:
+    """The demo's sites: the 18 published ones, then the same formats again with suffixed ids.
+
+    ``held_back=False`` leaves out the held-back site's newer delivery (the generator does so
+    when the gate could not judge it, e.g. too few CK values in a tiny demo)."""
     if n_sites < 3:
         raise ValueError("the demo needs at least 3 sites")
-    two, broken = special_positions(n_sites)
+    spec = special_positions(n_sites)
     out = []
     for k in range(n_sites):
         base_id, fmt = SITES[k % len(SITES)]
         site_id = base_id if k < len(SITES) else f"{base_id}-{k // len(SITES) + 1}"
-        main = FIRST_DELIVERY + dt.timedelta(days=(k * 23) % DELIVERY_SPAN_DAYS)
-        if k == two:
+        main = _main_delivery(k)
+        held = held_back and k == spec.held_back
+        if k == spec.two:
             deliveries: tuple[dt.date, ...] = (OLDER_DELIVERY, main)
-        elif k == broken:
+        elif k == spec.broken:
             deliveries = (OLDER_DELIVERY_OF_BROKEN, main)
+        elif held:
+            deliveries = (main, main + dt.timedelta(days=HELD_BACK_DELAY_DAYS))
         else:
             deliveries = (main,)
-        out.append(Site(k, site_id, fmt, deliveries, rejected_newest=k == broken))
+        out.append(
+            Site(
+                k, site_id, fmt, deliveries, rejected_newest=k == spec.broken, held_back_newest=held
+            )
+        )
     return out

@@ -62,6 +62,15 @@ class DemoTruth:
     ``expected_quarantine``: (site_id, delivery_id, table, source_row, rule) per bad row.
     ``expected_deliveries``: (site_id, delivery_id, status, reason code or None, source_rows);
     source_rows counts the data rows of the files present.
+    ``held_back_site`` / ``held_back_delivery``: the site whose newer delivery lands cleanly but
+    writes CK in µkat/L labelled U/L, and that delivery: the quality gate's site drift check
+    (severity error) fails on it, so it is rejected with reason ``quality_gate`` and the site's
+    older delivery stays in force (its rows are the site's rows in ``clean``; none of the newer
+    delivery's rows is in ``expected_quarantine``).
+    ``warn_site`` / ``warn_measure`` / ``warn_timepoint``: the sparse site where more than half
+    of the patients followed for the measure lack a value in that §7 window, so the gate's
+    measure completeness check (severity warn) fails; those patients leave the pairing and the
+    §1 figures still hold.  Each is None in demos too small for the gate to judge it.
     """
 
     seed: int
@@ -79,6 +88,11 @@ class DemoTruth:
     fault_kinds: dict[str, tuple[str, ...]]
     two_delivery_site: str
     broken_newest_site: str
+    held_back_site: str | None = None
+    held_back_delivery: str | None = None
+    warn_site: str | None = None
+    warn_measure: str | None = None
+    warn_timepoint: str | None = None
 
 
 def clean_tables(
@@ -144,13 +158,16 @@ def expected_deliveries(
     written: dict[Key, dict[str, pl.DataFrame]], sites: list[Site]
 ) -> list[tuple[str, str, str, str | None, int]]:
     """(site_id, delivery_id, status, reason code, source_rows) of every delivery: the newest
-    usable one accepted, older ones superseded, the broken newest rejected (missing_table)."""
+    usable one accepted, older ones superseded, the broken newest rejected (missing_table), the
+    held-back newest rejected by the quality gate (quality_gate)."""
     out = []
     for s in sites:
         for d in s.deliveries:
             rows = sum(written[(s.site_id, d.isoformat())][t].height for t in s.tables_written(d))
             if s.rejected_newest and d == s.deliveries[-1]:
                 status, reason = "rejected", "missing_table"
+            elif s.held_back_newest and d == s.deliveries[-1]:
+                status, reason = "rejected", "quality_gate"
             elif d == s.accepted_delivery:
                 status, reason = "accepted", None
             else:
