@@ -4,8 +4,8 @@ Every bad row is an *extra* row, so the clean cohort (and its figures) is untouc
 scenario builds typed canonical rows (rendered in the site's format like any other row) plus
 ``raw`` overrides: text written verbatim into a cell instead of the rendered value ("13/25/2020",
 "5+", "n/d").  Each row names the rule landing should record: the first one it breaks, by the
-order of ``RULE_ORDER``.  One scenario adds a *valid* patient (whose cycles are all bad); that
-row is clean and is marked so.
+order of ``ivig_platform.landing.contract.RULE_ORDER``.  One scenario adds a *valid*
+patient (whose cycles are all bad); that row is clean and is marked so.
 """
 
 from __future__ import annotations
@@ -20,25 +20,6 @@ import numpy as np
 
 from ivig_platform.demo import identity
 from ivig_platform.demo.sites import Site
-
-RULE_ORDER: tuple[str, ...] = (
-    "malformed_row",
-    "required",
-    "invalid_date",
-    "date_out_of_range",
-    "invalid_number",
-    "not_integer",
-    "out_of_range",
-    "invalid_category",
-    "invalid_mrc_grade",
-    "invalid_unit",
-    "duplicate_key",
-    "unknown_patient",
-    "quarantined_patient",
-    "end_before_start",
-    "onset_before_first_cycle",
-    "no_landed_cycle",
-)
 
 Row = dict[str, Any]
 
