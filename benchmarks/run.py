@@ -414,6 +414,11 @@ def refresh_sample(inbox: Path, warehouse: Path, log_base: Path, timeout: float)
     sample["phase_seconds"] = {name: round(end - start, 3)
                                for (name, start), end in zip(sample["phases"], ends, strict=True)
                                if end is not None}
+    # the memory timeline stays with the logs; the results keep the peaks per phase
+    timeline = log_base.with_suffix(".rss.json")
+    timeline.write_text(json.dumps({"phases": sample["phases"],
+                                    "rss_mb": sample.pop("rss_timeline")}))
+    sample["rss_timeline_file"] = str(timeline)
     if "refresh_returned" in marks:
         # after the flow returned: interpreter teardown, Prefect's server shutting down
         sample["teardown_s"] = max(0.0, sample["wall_s"] - marks["refresh_returned"])
@@ -439,6 +444,7 @@ def floor_sample(inbox: Path, database: Path, log_base: Path, timeout: float) ->
                        summary_path=log_base.with_suffix(".json"))
     summary = sample.pop("summary") or {}
     sample.update(summary)
+    sample.pop("rss_timeline", None)
     return sample
 
 
@@ -521,7 +527,7 @@ def overhead(work: Path, logs: Path, runs: int, timeout: float) -> dict:
             sample.pop("rss_timeline", None)
             samples[kind].append(sample)
         shutil.rmtree(folder, ignore_errors=True)
-    result: dict = {"version": OVERHEAD_VERSION, "samples": samples}
+    result: dict = {"version": OVERHEAD_VERSION, "code": CODE.get("info"), "samples": samples}
     keys = ("wall_s", "cpu_s", "peak_rss_mb", "import_cli", "import_flows_refresh",
             "first_flow_run_incl_server_start", "second_flow_run")
     for kind, kind_samples in samples.items():
