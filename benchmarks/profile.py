@@ -55,12 +55,31 @@ def package_of(file: str) -> str:
     return head or "?"
 
 
+def _main_step(names: list[str]) -> str:
+    """What the refresh's main thread is doing: the flow function's callee, or before it."""
+    if "refresh (flows)" in names:
+        i = names.index("refresh (flows)")
+        callee = names[i + 1] if i + 1 < len(names) else "(its own code)"
+        if callee.startswith("Task.__call__"):  # a task called in the flow's thread
+            task = next((n for n in names[i + 2:] if n.endswith("(flows)")), None)
+            return f"flow: task {task}" if task else "flow: a task (Prefect's engine)"
+        return "flow: " + callee
+    if "Flow.__call__ (prefect)" in names:
+        if any(n.startswith("SubprocessASGIServer.start") for n in names):
+            return "before the flow body: starting Prefect's temporary server"
+        return "before/after the flow body: flow-run set-up, state, teardown"
+    if any("_find_and_load" in n for n in names):
+        return "importing modules"
+    return "other: " + names[min(3, len(names) - 1)]
+
+
 def summarise(collapsed: Path, top: int = 40) -> str:
     self_by_func: Counter[str] = Counter()
     incl_by_func: Counter[str] = Counter()
     incl_platform: Counter[str] = Counter()
     leaf_package: Counter[str] = Counter()
     by_process: Counter[str] = Counter()
+    main_steps: Counter[str] = Counter()
     total = 0
     for line in collapsed.read_text(errors="replace").splitlines():
         if not line.strip():
@@ -79,6 +98,8 @@ def summarise(collapsed: Path, top: int = 40) -> str:
                   if not f.startswith(("process ", "thread "))]
         if not parsed:
             continue
+        if parsed[0][0] == "_run_module_as_main" and "uvicorn" not in process[-1]:
+            main_steps[_main_step([f"{fn} ({package_of(fl)})" for fn, fl in parsed])] += count
         func, file = parsed[-1]
         self_by_func[f"{func} ({package_of(file)})"] += count
         leaf_package[package_of(file)] += count
@@ -100,6 +121,8 @@ def summarise(collapsed: Path, top: int = 40) -> str:
 
     lines = [f"samples: {total} (each 1/rate s of one running thread)", ""]
     lines += table("by process", by_process, 5)
+    lines += table("main thread of the refresh, by step of the flow (with --idle: its wall "
+                   "time, waits included)", main_steps, 20)
     lines += table("leaf package (where the CPU is, by library)", leaf_package, 25)
     lines += table("innermost platform function on the stack", incl_platform, 30)
     lines += table("inclusive, by function", incl_by_func, top)

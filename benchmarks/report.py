@@ -249,6 +249,17 @@ def write_readme(out: Path) -> Path:
                       f"over {imp.get('modules')} modules; by package (ms): {top}."]
 
     notes = []
+    missing = [s for s in ORDER if s not in results]
+    if missing:
+        notes.append(f"not run yet: {', '.join(missing)} — the 100,000-patient targets (peak RSS, "
+                     "growth over three points) need `--sizes large`")
+    for s in sizes:
+        n = agg[s].get("cold", {}).get("n", 0)
+        if n < 3:
+            notes.append(f"{s}: {n} run(s) only — indicative, no spread")
+    profiles = sorted(p.name for p in out.glob("profile-*.txt"))
+    if profiles:
+        notes.append("profiles (py-spy): " + ", ".join(f"`{n}`" for n in profiles))
     for s in sizes:
         for key, run in sorted(results[s].get("runs", {}).items()):
             for scenario in ("floor", "cold", "no_change", "one_site"):

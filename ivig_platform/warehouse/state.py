@@ -49,7 +49,7 @@ def current_state(inbox: Path, key_fingerprint: str, settle_seconds: float) -> d
         "inbox_fingerprint": inbox_fingerprint(inbox),
         "code_fingerprint": code_fingerprint(),
         "key_fingerprint": key_fingerprint,
-        "settle_seconds": str(settle_seconds),
+        "settle_seconds": str(float(settle_seconds)),  # 0 and 0.0 are the same setting
     }
 
 
