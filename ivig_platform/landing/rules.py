@@ -265,7 +265,7 @@ def check_delivery(tables: dict[str, RawTable], delivery_date: date) -> dict[str
     good_ids = patients.filter(pl.col("_rule").is_null()).get_column("patient_id")
     results = {"patients": split(patients, CONTRACT["patients"])}
 
-    def reference_checks(name: str) -> list[Check]:
+    def reference_checks() -> list[Check]:
         pid = pl.col("patient_id")
         return [
             Check(
@@ -295,7 +295,7 @@ def check_delivery(tables: dict[str, RawTable], delivery_date: date) -> dict[str
                 _duplicate_after_first(cycle_key, field_ok("ivig_cycles")),
             )
         ]
-        + reference_checks("ivig_cycles"),
+        + reference_checks(),
     )
     results["ivig_cycles"] = split(cycles, CONTRACT["ivig_cycles"])
     first_cycle = (
@@ -308,7 +308,7 @@ def check_delivery(tables: dict[str, RawTable], delivery_date: date) -> dict[str
         typed["treatments"],
         CONTRACT["treatments"],
         checks["treatments"]
-        + reference_checks("treatments")
+        + reference_checks()
         + [Check("end_before_start", "end_date", pl.col("end_date") < pl.col("start_date"))],
     )
     results["treatments"] = split(treatments, CONTRACT["treatments"])
@@ -325,7 +325,7 @@ def check_delivery(tables: dict[str, RawTable], delivery_date: date) -> dict[str
                 _duplicate_after_first(assessment_key, field_ok("assessments")),
             )
         ]
-        + reference_checks("assessments"),
+        + reference_checks(),
     )
     results["assessments"] = split(assessments, CONTRACT["assessments"])
 
@@ -334,7 +334,7 @@ def check_delivery(tables: dict[str, RawTable], delivery_date: date) -> dict[str
         events,
         CONTRACT["adverse_events"],
         checks["adverse_events"]
-        + reference_checks("adverse_events")
+        + reference_checks()
         + [
             Check(
                 "onset_before_first_cycle",

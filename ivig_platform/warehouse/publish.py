@@ -18,6 +18,9 @@ from pathlib import Path
 
 PUBLISHED_NAME = "ivig.duckdb"
 KEEP_VERSIONS = 3
+VERSIONS_DIR = "versions"
+VERSION_GLOB = "ivig-*.duckdb"
+STAMP_FORMAT = "%Y%m%dT%H%M%S%fZ"  # version names sort by the time they were published
 
 
 def published_path(warehouse: Path) -> Path:
@@ -45,15 +48,15 @@ def publish_lock(warehouse: Path) -> Iterator[None]:
 def publish(built: Path, warehouse: Path, keep: int = KEEP_VERSIONS) -> Path:
     """Rename `built` over the published file, keeping the last `keep` versions."""
     target = published_path(warehouse)
-    versions = warehouse / "versions"
+    versions = warehouse / VERSIONS_DIR
     with publish_lock(warehouse):
         versions.mkdir(parents=True, exist_ok=True)
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        stamp = datetime.now(UTC).strftime(STAMP_FORMAT)
         os.link(built, versions / f"ivig-{stamp}.duckdb")
         # A write-ahead log left by some writer belongs to the old file, not the new one.
         target.with_name(target.name + ".wal").unlink(missing_ok=True)
         os.replace(built, target)
-        for old in sorted(versions.glob("ivig-*.duckdb"))[:-keep]:
+        for old in sorted(versions.glob(VERSION_GLOB))[:-keep]:
             old.unlink()
     return target
 

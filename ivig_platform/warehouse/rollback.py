@@ -16,11 +16,13 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ivig_platform.warehouse.publish import publish_lock, published_path
-
-VERSIONS_DIR = "versions"
-VERSION_GLOB = "ivig-*.duckdb"
-STAMP_FORMAT = "%Y%m%dT%H%M%S%fZ"  # as publish names them
+from ivig_platform.warehouse.publish import (
+    STAMP_FORMAT,
+    VERSION_GLOB,
+    VERSIONS_DIR,
+    publish_lock,
+    published_path,
+)
 
 
 class RollbackError(RuntimeError):
