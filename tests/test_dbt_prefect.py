@@ -70,7 +70,19 @@ SCRIPT = textwrap.dedent(
                 [log.message for log in logs],
             )
 
-    tasks, model_logs = asyncio.run(task_runs_and_logs())
+    # Prefect ships log lines to the server in background batches: drain them, then read
+    # again for a while, so a loaded machine does not make the check race the log worker.
+    import time
+    from prefect.logging.handlers import APILogWorker
+
+    APILogWorker.drain_all(timeout=60)
+    deadline = time.monotonic() + 60
+    while True:
+        tasks, model_logs = asyncio.run(task_runs_and_logs())
+        found = any("stg_quality__site_delivery" in message for message in model_logs)
+        if found or time.monotonic() > deadline:
+            break
+        time.sleep(1)
     print("RESULT " + json.dumps({
         "success": outcome.success,
         "runner": outcome.runner,
