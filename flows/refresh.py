@@ -40,7 +40,7 @@ from ivig_platform.quality import (
     read_marts,
     run_mart_gate,
 )
-from ivig_platform.quality.cache import cached_landing_gate, suites_fingerprint
+from ivig_platform.quality.cache import cached_landing_gates, suites_fingerprint
 from ivig_platform.report import render_warehouse_report
 from ivig_platform.warehouse.build import RunInfo, build_database
 from ivig_platform.warehouse.publish import build_path, publish, published_path, replace_folder
@@ -122,24 +122,33 @@ def land(delivery: Delivery, warehouse: Path) -> Manifest:
 
 
 @task(
-    name="gate-delivery",
-    task_run_name="gate-{site_id}-{delivery_id}",
+    name="gate-deliveries",
+    task_run_name="gate-{label}",
+    timeout_seconds=1800,
     cache_policy=NO_CACHE,
 )
-def gate_delivery(site_id: str, delivery_id: str, content_sha256: str, warehouse: Path,
-                  pool: PoolStats, run_id: str, fingerprint: str) -> GateResult:
-    """The landing suites on one site's delivery: error checks decide whether it is used.
+def gate_deliveries(deliveries: list[tuple[str, str, str]], warehouse: Path, pool: PoolStats,
+                    run_id: str, fingerprint: str, label: str) -> list[GateResult]:
+    """The landing suites on each site's delivery: error checks decide whether it is used.
 
-    The verdict is cached with the delivery, keyed on its content hash, the suites and
-    the drift bounds from the pool: an unchanged site costs a file read.
+    One task for the whole round: verdicts stay per delivery, but GX validates every
+    uncached delivery of the round together, one validation per suite (see
+    quality/pooled.py: GX's cost is per expectation, so 200 separate validations cost
+    minutes, one pooled validation seconds). A verdict is cached with its delivery, keyed
+    on the content hash, the suites and the drift bounds: an unchanged site costs a file
+    read.
     """
-    tables = landed_tables(warehouse, site_id, delivery_id)
-    result, cached = cached_landing_gate(warehouse, site_id, delivery_id, content_sha256,
-                                         tables, pool, run_id, fingerprint)
-    detail = (result.reason or result.verdict) + (" (cached)" if cached else "")
-    emit(ProgressEvent(site_id, delivery_id, "accepted" if result.passed_errors else "held",
-                       detail))
-    return result
+    tables = {(site, delivery): landed_tables(warehouse, site, delivery)
+              for site, delivery, _ in deliveries}
+    gated = cached_landing_gates(warehouse, deliveries, tables, pool, run_id, fingerprint)
+    for result, cached in gated:
+        detail = (result.reason or result.verdict) + (" (cached)" if cached else "")
+        emit(ProgressEvent(result.site_id, result.delivery_id,
+                           "accepted" if result.passed_errors else "held", detail))
+    fresh = sum(not cached for _, cached in gated)
+    get_run_logger().info("gated %d deliveries: %d validated (pooled), %d from the cache",
+                          len(gated), fresh, len(gated) - fresh)
+    return [result for result, _ in gated]
 
 
 def gate_sites(manifests: list[Manifest], warehouse: Path,
@@ -148,7 +157,8 @@ def gate_sites(manifests: list[Manifest], warehouse: Path,
 
     The pool for drift checks is every site's newest landed delivery. A site whose
     delivery fails an `error` check is held back and its previous landed delivery is
-    gated in turn, so the last good data stays in force; the other sites are unaffected.
+    gated in the next round, so the last good data stays in force; the other sites are
+    unaffected.
     """
     by_site: dict[str, list[str]] = {}
     content: dict[tuple[str, str], str] = {}
@@ -166,17 +176,18 @@ def gate_sites(manifests: list[Manifest], warehouse: Path,
     held_back: dict[tuple[str, str], str] = {}
     results: list[GateResult] = []
     pending = {site: deliveries[0] for site, deliveries in by_site.items()}
+    round_number = 0
     while pending:
-        sites = sorted(pending)
-        futures = gate_delivery.map(
-            sites, [pending[s] for s in sites], [content[(s, pending[s])] for s in sites],
-            unmapped(warehouse), unmapped(pool), unmapped(run_id), unmapped(fingerprint),
-        )
+        round_number += 1
+        label = (f"{len(pending)}-deliveries" if round_number == 1
+                 else f"fallback-{round_number - 1}-{len(pending)}-deliveries")
+        batch = [(site, pending[site], content[(site, pending[site])])
+                 for site in sorted(pending)]
         pending = {}
-        for site, future in zip(sites, futures, strict=True):
-            result = future.result()
+        for result in gate_deliveries(batch, warehouse, pool, run_id, fingerprint, label):
             results.append(result)
             if not result.passed_errors:
+                site = result.site_id
                 held_back[(site, result.delivery_id)] = result.reason
                 older = by_site[site][by_site[site].index(result.delivery_id) + 1:]
                 if older:

@@ -57,6 +57,9 @@ TYPE_FAMILIES: dict[str, str] = {
 }
 
 RESULT_FORMAT: dict[str, Any] = {"result_format": "SUMMARY", "partial_unexpected_count": 10}
+# A pooled validation (many site deliveries in one frame, see quality/pooled.py) needs every
+# unexpected row's index to attribute it to its delivery.
+POOLED_RESULT_FORMAT: dict[str, Any] = {"result_format": "COMPLETE", "partial_unexpected_count": 10}
 
 _LOCK = threading.RLock()
 _STATE: dict[str, Any] = {}
@@ -85,13 +88,14 @@ def _batch_definition(asset_name: str) -> Any:
     return definitions[asset_name]
 
 
-def validate(suite: gx.ExpectationSuite, frame: pd.DataFrame,
-             parameters: dict[str, Any]) -> ExpectationSuiteValidationResult:
+def validate(suite: gx.ExpectationSuite, frame: pd.DataFrame, parameters: dict[str, Any],
+             result_format: dict[str, Any] | None = None) -> ExpectationSuiteValidationResult:
     """Validate one in-memory frame against one suite (thread-safe)."""
     with _LOCK:
         batch = _batch_definition(suite.name).get_batch(batch_parameters={"dataframe": frame})
         return batch.validate(
-            suite, result_format=RESULT_FORMAT, expectation_parameters=parameters
+            suite, result_format=result_format or RESULT_FORMAT,
+            expectation_parameters=parameters,
         )
 
 

@@ -20,8 +20,9 @@ from pathlib import Path
 import polars as pl
 
 from ivig_platform.landing.land import delivery_dir
-from ivig_platform.quality.gate import GateResult, _drift_parameters, _gate_suites, run_landing_gate
+from ivig_platform.quality.gate import GateResult, _drift_parameters, _gate_suites
 from ivig_platform.quality.pool import PoolStats
+from ivig_platform.quality.pooled import POOL_PREFIX, run_landing_gates
 from ivig_platform.quality.registry import expectations_dir
 
 CACHE_DIR = "_gate"
@@ -47,29 +48,67 @@ def gate_key(site_id: str, content_sha256: str, tables: dict[str, pl.DataFrame],
     return hashlib.sha256(material.encode()).hexdigest()[:32]
 
 
-def cached_landing_gate(warehouse: Path, site_id: str, delivery_id: str, content_sha256: str,
-                        tables: dict[str, pl.DataFrame], pool: PoolStats, run_id: str,
-                        fingerprint: str) -> tuple[GateResult, bool]:
-    """The gate result of a delivery, from its cache when nothing it depends on changed.
+def read_cached(warehouse: Path, site_id: str, delivery_id: str, key: str,
+                run_id: str) -> GateResult | None:
+    """The cached gate result of a delivery under `key`, re-stamped with this run's id.
 
-    Returns (result, from_cache). A cached result is re-stamped with this run's id, so
-    `quality.check_result` describes the current refresh; `validated_at` keeps the time
-    the checks really ran.
+    `validated_at` keeps the time the checks really ran, so `quality.check_result`
+    describes the current refresh and says when each verdict was reached.
     """
-    folder = delivery_dir(warehouse, site_id, delivery_id) / CACHE_DIR
-    key = gate_key(site_id, content_sha256, tables, pool, fingerprint)
-    path = folder / f"{key}.pickle"
-    if path.exists():
-        try:
-            cached: GateResult = pickle.loads(path.read_bytes())
-            return dataclasses.replace(cached, run_id=run_id), True
-        except Exception:  # an unreadable cache is only a cache: validate again
-            path.unlink(missing_ok=True)
-    result = run_landing_gate(site_id, delivery_id, tables, pool, run_id)
+    path = delivery_dir(warehouse, site_id, delivery_id) / CACHE_DIR / f"{key}.pickle"
+    if not path.exists():
+        return None
+    try:
+        cached: GateResult = pickle.loads(path.read_bytes())
+    except Exception:  # an unreadable cache is only a cache: validate again
+        path.unlink(missing_ok=True)
+        return None
+    return dataclasses.replace(cached, run_id=run_id)
+
+
+def write_cached(warehouse: Path, key: str, result: GateResult) -> None:
+    """Keep a delivery's gate result under `key` (replacing older keys).
+
+    Validation results shared by a pool of deliveries are left out of the copy: they are
+    the pool's, large, and belong to the Data Docs of the refresh that ran them. The
+    delivery's own outcomes and its own validations (a held-back delivery's) are kept.
+    """
+    folder = delivery_dir(warehouse, result.site_id, result.delivery_id) / CACHE_DIR
+    own = dataclasses.replace(
+        result, runs=[r for r in result.runs if not r.batch_identifier.startswith(POOL_PREFIX)]
+    )
     folder.mkdir(parents=True, exist_ok=True)
     for old in folder.glob("*.pickle"):
         old.unlink()
+    path = folder / f"{key}.pickle"
     tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(pickle.dumps(result))
+    tmp.write_bytes(pickle.dumps(own))
     tmp.replace(path)
-    return result, False
+
+
+def cached_landing_gates(warehouse: Path, deliveries: list[tuple[str, str, str]],
+                         tables: dict[tuple[str, str], dict[str, pl.DataFrame]],
+                         pool: PoolStats, run_id: str, fingerprint: str
+                         ) -> list[tuple[GateResult, bool]]:
+    """Gate results of (site_id, delivery_id, content_sha256), from the cache where nothing
+    they depend on changed; the others are validated together (`run_landing_gates`).
+
+    Returns (result, from_cache) in the order given.
+    """
+    keys = {
+        (site, delivery): gate_key(site, content, tables[(site, delivery)], pool, fingerprint)
+        for site, delivery, content in deliveries
+    }
+    found = {
+        (site, delivery): read_cached(warehouse, site, delivery, keys[(site, delivery)], run_id)
+        for site, delivery, _ in deliveries
+    }
+    missing = [(site, delivery) for (site, delivery), hit in found.items() if hit is None]
+    fresh = run_landing_gates([(s, d, tables[(s, d)]) for s, d in missing], pool, run_id)
+    for result in fresh:
+        write_cached(warehouse, keys[(result.site_id, result.delivery_id)], result)
+    fresh_by = {(r.site_id, r.delivery_id): r for r in fresh}
+    return [
+        (found[(s, d)], True) if found[(s, d)] is not None else (fresh_by[(s, d)], False)
+        for s, d, _ in deliveries
+    ]

@@ -193,7 +193,10 @@ def build_data_docs(results: list[GateResult], docs_dir: Path) -> Path:
         for name in sorted(used | set(suites)):
             if name in suites:
                 context.suites.add(suites[name])
+        # A pooled validation (quality/pooled.py) is shared by the runs of many gates:
+        # stored and rendered once, linked from each of them.
         keys: dict[tuple[int, str], ValidationResultIdentifier] = {}
+        stored: set[tuple] = set()
         for i, gate in enumerate(results):
             for run in gate.runs:
                 key = ValidationResultIdentifier(
@@ -201,15 +204,20 @@ def build_data_docs(results: list[GateResult], docs_dir: Path) -> Path:
                     run_id=run.result.meta["run_id"],
                     batch_identifier=run.batch_identifier,
                 )
-                context.validation_results_store.set(key, run.result)
+                if key.to_tuple() not in stored:
+                    context.validation_results_store.set(key, run.result)
+                    stored.add(key.to_tuple())
                 keys[(i, run.suite)] = key
+        unique_keys = {key.to_tuple(): key for key in keys.values()}
         context.build_data_docs(site_names=[SITE_NAME])
-        links = {}
-        for index, key in keys.items():
+        pages = {}
+        for name, key in unique_keys.items():
             urls = context.get_docs_sites_urls(resource_identifier=key, site_name=SITE_NAME)
             relative = _relative(urls[0]["site_url"], staging) if urls else None
             if relative:
-                links[index] = relative
+                pages[name] = relative
+        links = {index: pages[key.to_tuple()] for index, key in keys.items()
+                 if key.to_tuple() in pages}
         order = list(suite_specs())
         suite_links = {}
         for name in sorted(suites, key=lambda n: order.index(n) if n in order else len(order)):

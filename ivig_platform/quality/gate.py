@@ -63,6 +63,9 @@ EXTENDED_SCHEMA: dict[str, pl.DataType] = {
 # Values of these columns are never shown in results or Data Docs: a key that fails
 # key_format may be a clear medical record number (protocol §6).
 REDACTED_COLUMNS = frozenset({"patient_key"})
+# matches_delivery checks compare these columns with the delivery's own ids, passed as
+# runtime parameters of these names.
+PROVENANCE_PARAMETERS = {"site_id": "site_id_of_delivery", "delivery_id": "delivery_id_of_delivery"}
 _PARTIAL_KEYS = (
     "partial_unexpected_list", "partial_unexpected_counts", "partial_unexpected_index_list",
     "unexpected_list", "unexpected_index_list", "unexpected_index_query",
@@ -292,8 +295,10 @@ def _too_few_followed(expectation: Any, frame: pl.DataFrame) -> str | None:
     """measure_completeness is judged only among at least `min_followed` patients."""
     meta = expectation.meta or {}
     least = meta.get("min_followed")
+    if not least:
+        return None
     column = expectation.configuration.kwargs.get("column")
-    if not least or column not in frame.columns:
+    if column not in frame.columns:
         return None
     followed = frame.height - frame.get_column(column).null_count()
     if followed >= least:
@@ -314,6 +319,74 @@ def _without(suite: gx.ExpectationSuite, skipped: set[str]) -> gx.ExpectationSui
     )
 
 
+def _build_frame(gate: GateResult, suite: gx.ExpectationSuite,
+                 builders: dict[str, Callable[[dict[str, pl.DataFrame]], pl.DataFrame]],
+                 inputs: dict[str, pl.DataFrame]) -> pl.DataFrame | Exception:
+    """The frame a suite validates, or the exception that stopped its builder."""
+    builder = builders.get(suite.name)
+    try:
+        if builder is None:
+            raise KeyError(f"no frame builder for suite {suite.name}")
+        return builder(inputs)
+    except Exception as exc:  # a broken input must become a recorded error, not a crash
+        return exc
+
+
+def _skipped(suite: gx.ExpectationSuite, frame: pl.DataFrame,
+             skips: dict[str, str]) -> dict[str, CheckOutcome]:
+    """The checks of a suite not evaluated on this frame, as passed outcomes with the reason."""
+    skipped: dict[str, CheckOutcome] = {}
+    for expectation in suite.expectations:
+        check_id = expectation.meta["check_id"]
+        note = skips.get(check_id) or _too_few_followed(expectation, frame)
+        if note:
+            skipped[check_id] = _not_evaluated(suite.name, expectation, note)
+    return skipped
+
+
+def _in_suite_order(suite: gx.ExpectationSuite,
+                    outcomes: Iterable[CheckOutcome]) -> list[CheckOutcome]:
+    order = {e.meta["check_id"]: i for i, e in enumerate(suite.expectations)}
+    return sorted(outcomes, key=lambda o: order.get(o.check_id, len(order)))
+
+
+def _stamp(result: ExpectationSuiteValidationResult, gate: GateResult, *, asset: str,
+           rows: int, not_evaluated: list[str] | None, **extra: Any) -> None:
+    """Run and batch details GX's Data Docs show for a validation."""
+    result.meta["run_id"] = RunIdentifier(run_name=gate.run_id, run_time=gate.validated_at)
+    result.meta["batch_spec"] = {
+        "data_asset_name": asset,
+        "site_id": gate.site_id,
+        "delivery_id": gate.delivery_id,
+        "rows": rows,
+        "not_evaluated": not_evaluated or None,
+        "batch_data": "in-memory pandas frame converted from Polars",
+        **extra,
+    }
+
+
+def _run_suite(gate: GateResult, suite: gx.ExpectationSuite,
+               frame: pl.DataFrame | Exception, parameters: dict[str, Any],
+               notes: dict[str, str], skips: dict[str, str]) -> None:
+    """Validate one suite on one gate's own frame and add the outcomes and the run."""
+    batch = (
+        f"{gate.site_id}__{gate.delivery_id}" if gate.gate == "landing" else "marts"
+    )
+    # Replaces any outcome of this suite already recorded (a pooled one being redone).
+    gate.outcomes[:] = [o for o in gate.outcomes if o.suite != suite.name]
+    gate.runs[:] = [r for r in gate.runs if r.suite != suite.name]
+    if isinstance(frame, Exception):
+        gate.outcomes.append(_frame_build_failure(suite.name, frame))
+        frame = pl.DataFrame()
+    skipped = _skipped(suite, frame, skips)
+    result = _gx.validate(_without(suite, set(skipped)), _gx.to_pandas(frame), parameters)
+    _stamp(result, gate, asset=gate.label, rows=frame.height, not_evaluated=sorted(skipped))
+    present = set(frame.columns)
+    outcomes = [_outcome(suite.name, r, notes, present) for r in result.results]
+    gate.outcomes.extend(_in_suite_order(suite, [*outcomes, *skipped.values()]))
+    gate.runs.append(SuiteRun(suite.name, batch, result, frame.height))
+
+
 def _run_suites(gate: GateResult, suites: list[gx.ExpectationSuite],
                 builders: dict[str, Callable[[dict[str, pl.DataFrame]], pl.DataFrame]],
                 inputs: dict[str, pl.DataFrame], parameters: dict[str, Any],
@@ -323,40 +396,9 @@ def _run_suites(gate: GateResult, suites: list[gx.ExpectationSuite],
     `notes`: observed values to show instead of GX's (drift); `skips`: checks not
     evaluated, with the reason (decided before; completeness minimums are decided here).
     """
-    batch = (
-        f"{gate.site_id}__{gate.delivery_id}" if gate.gate == "landing" else "marts"
-    )
     for suite in suites:
-        builder = builders.get(suite.name)
-        try:
-            if builder is None:
-                raise KeyError(f"no frame builder for suite {suite.name}")
-            frame = builder(inputs)
-        except Exception as exc:  # a broken input must become a recorded error, not a crash
-            gate.outcomes.append(_frame_build_failure(suite.name, exc))
-            frame = pl.DataFrame()
-        skipped: dict[str, CheckOutcome] = {}
-        for expectation in suite.expectations:
-            check_id = expectation.meta["check_id"]
-            note = skips.get(check_id) or _too_few_followed(expectation, frame)
-            if note:
-                skipped[check_id] = _not_evaluated(suite.name, expectation, note)
-        result = _gx.validate(_without(suite, set(skipped)), _gx.to_pandas(frame), parameters)
-        result.meta["run_id"] = RunIdentifier(run_name=gate.run_id, run_time=gate.validated_at)
-        result.meta["batch_spec"] = {
-            "data_asset_name": gate.label,
-            "site_id": gate.site_id,
-            "delivery_id": gate.delivery_id,
-            "rows": frame.height,
-            "not_evaluated": sorted(skipped) or None,
-            "batch_data": "in-memory pandas frame converted from Polars",
-        }
-        present = set(frame.columns)
-        outcomes = [_outcome(suite.name, r, notes, present) for r in result.results]
-        outcomes += skipped.values()
-        order = {e.meta["check_id"]: i for i, e in enumerate(suite.expectations)}
-        gate.outcomes.extend(sorted(outcomes, key=lambda o: order.get(o.check_id, len(order))))
-        gate.runs.append(SuiteRun(suite.name, batch, result, frame.height))
+        frame = _build_frame(gate, suite, builders, inputs)
+        _run_suite(gate, suite, frame, parameters, notes, skips)
     return gate
 
 
@@ -414,10 +456,18 @@ def run_landing_gate(site_id: str, delivery_id: str, tables: dict[str, pl.DataFr
     """
     gate = GateResult("landing", run_id, site_id, delivery_id, datetime.now(UTC))
     chosen = _gate_suites("landing", suites)
-    parameters, notes, skips = _drift_parameters(chosen, site_id, tables, pool)
-    parameters["site_id_of_delivery"] = [site_id]
-    parameters["delivery_id_of_delivery"] = [delivery_id]
+    parameters, notes, skips = landing_parameters(chosen, site_id, delivery_id, tables, pool)
     return _run_suites(gate, chosen, LANDING_BUILDERS, tables, parameters, notes, skips)
+
+
+def landing_parameters(suites: list[gx.ExpectationSuite], site_id: str, delivery_id: str,
+                       tables: dict[str, pl.DataFrame], pool: PoolStats
+                       ) -> tuple[dict[str, Any], dict[str, str], dict[str, str]]:
+    """Runtime parameters, drift notes and not-evaluated reasons of one site delivery."""
+    parameters, notes, skips = _drift_parameters(suites, site_id, tables, pool)
+    parameters[PROVENANCE_PARAMETERS["site_id"]] = [site_id]
+    parameters[PROVENANCE_PARAMETERS["delivery_id"]] = [delivery_id]
+    return parameters, notes, skips
 
 
 def run_mart_gate(marts: dict[str, pl.DataFrame], run_id: str, *,
