@@ -17,8 +17,15 @@ from report_fixtures import build_report_warehouse, fixture_patient_keys
 
 from ivig_platform.report import build_html, read_warehouse, render_report
 from ivig_platform.report import reference as ref
+from ivig_platform.report.data import COLUMNS
 from ivig_platform.report.formatting import count_percent, fraction_percent, mean_sd, p_value
-from ivig_platform.report.plots import paired_figures, paired_values
+from ivig_platform.report.plots import (
+    MAX_LINES,
+    SAMPLE_SEED,
+    paired_figures,
+    paired_spec,
+    paired_values,
+)
 from ivig_platform.report.privacy import is_small, mask_count
 
 SECTION_IDS = ("summary", "table1", "efficacy", "safety", "paired-plots", "sites", "published")
@@ -311,6 +318,101 @@ def test_paired_values_keep_only_complete_pairs_of_analysed_patients():
     pairs = paired_values(assessments, patients)
     assert "patient_key" not in pairs.columns
     assert pairs.sort("timepoint")["value"].to_list() == [900.0, 200.0]  # a only
+
+
+def _many_pairs(n: int, measure: str = "mrss") -> pl.DataFrame:
+    """``fct_assessment``-like rows: ``n`` patients with a baseline and a post value."""
+    i = pl.int_range(0, n, eager=True)
+    baseline = pl.DataFrame({"patient_key": "k" + i.cast(pl.String), "value": (i % 47) + 4.0})
+    post = baseline.with_columns(value=(pl.col("value") * 0.8).round(1))
+    return pl.concat(
+        [
+            baseline.with_columns(analysis_timepoint=pl.lit("baseline")),
+            post.with_columns(analysis_timepoint=pl.lit("post")),
+        ]
+    ).with_columns(measure=pl.lit(measure))
+
+
+def _layer_marks(spec: dict) -> list[str]:
+    return [layer["mark"]["type"] for layer in spec["layer"]]
+
+
+def test_a_plot_of_up_to_max_lines_pairs_draws_every_patient():
+    for n in (12, MAX_LINES):
+        pairs = paired_values(_many_pairs(n))
+        spec = paired_spec(pairs, "mrss")
+        assert len(spec["datasets"]["patients"]) == 2 * n
+        assert _layer_marks(spec) == ["line", "circle", "line", "point"]  # no IQR band
+        assert spec["title"]["subtitle"] == f"{mask_count(n)} patients with both values"
+    figure = {f.id: f for f in paired_figures(_many_pairs(12))}["plot-mrss"]
+    assert figure.caption.endswith("baseline and post value of each patient")
+    assert figure.svg.count("layer_0_marks") == 12  # one line per patient
+
+
+def test_a_plot_of_many_pairs_draws_a_stated_sample_with_the_median_and_band():
+    n = 1000
+    assessments = _many_pairs(n)
+    pairs = paired_values(assessments)
+    spec = paired_spec(pairs, "mrss")
+    assert spec == paired_spec(pairs, "mrss")  # deterministic (seeded)
+    shown = {row["pair"] for row in spec["datasets"]["patients"]}
+    assert len(shown) == MAX_LINES and len(spec["datasets"]["patients"]) == 2 * MAX_LINES
+    assert shown != set(range(1, MAX_LINES + 1))  # a random sample, not the lowest values
+    assert _layer_marks(spec) == ["line", "area", "line", "point"]
+    # the median and the band are of every pair, not of the sample
+    values = assessments.group_by("analysis_timepoint").agg(
+        median=pl.col("value").median(),
+        q1=pl.col("value").quantile(0.25, interpolation="linear"),
+        q3=pl.col("value").quantile(0.75, interpolation="linear"),
+    )
+    expected = {
+        ("Baseline" if tp == "baseline" else "Post", m, q1, q3)
+        for tp, m, q1, q3 in values.iter_rows()
+    }
+    summary = {(r["timepoint"], r["median"], r["q1"], r["q3"]) for r in spec["datasets"]["summary"]}
+    assert summary == expected
+    stated = f"{MAX_LINES} of 1,000 patients shown"
+    assert spec["title"]["subtitle"] == [
+        "1,000 patients with both values",
+        f"lines: {stated}; band: IQR",
+    ]
+    figure = {f.id: f for f in paired_figures(assessments)}["plot-mrss"]
+    assert stated in figure.caption and f"seed {SAMPLE_SEED}" in figure.caption
+    assert "median" in figure.caption and "interquartile range" in figure.caption
+    assert figure.svg.count("layer_0_marks") == MAX_LINES  # lines drawn: the sample only
+    subtitle = [t for t in parse(figure.svg).svg_texts if "patients with both values" in t]
+    # the two subtitle lines are two <tspan> of one <text>
+    assert subtitle == ["1,000 patients with both values" + f"lines: {stated}; band: IQR"]
+    assert "k1" not in figure.svg  # no patient key
+
+
+def test_a_registry_sized_plot_stays_small():
+    pairs = paired_values(_many_pairs(20_000))
+    spec = paired_spec(pairs, "mrss")
+    assert len(spec["datasets"]["patients"]) == 2 * MAX_LINES
+    assert len(spec["datasets"]["summary"]) == 2
+    assert all(
+        row["value"] == round(row["value"], 2) for row in spec["datasets"]["patients"]
+    )  # rounded for Vega
+
+
+@pytest.mark.parametrize("n", [7, MAX_LINES + 1])
+@pytest.mark.parametrize("measure", ["mrc", "ck", "mrss", "ucla_git"])
+def test_plot_specs_are_valid_vega_lite(measure, n):
+    """The specs are handed to vl-convert without Altair; check them against the schema."""
+    from altair.utils.schemapi import validate_jsonschema
+    from altair.vegalite.v6.schema import core
+
+    spec = paired_spec(paired_values(_many_pairs(n, measure)), measure)
+    validate_jsonschema(spec, core.load_schema())
+
+
+def test_the_report_reads_only_the_columns_it_uses_of_the_large_tables(warehouse):
+    frames = read_warehouse(warehouse).frames
+    for name, columns in COLUMNS.items():
+        assert frames[name] is not None and set(frames[name].columns) <= set(columns), name
+    assert "value_as_reported" not in frames["marts.fct_assessment"].columns
+    assert "n_paired" in frames["marts.mart_efficacy"].columns  # small marts: whole
 
 
 # --------------------------------------------------------------------------- §1 figures

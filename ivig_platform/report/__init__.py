@@ -1,12 +1,13 @@
 """The study report: one self-contained HTML file from a published warehouse (issue 5).
 
 ``render_report(database, output)`` reads the DuckDB file read-only and writes the HTML
-(inline CSS, inline SVG plots from Altair/vl-convert, no script, nothing fetched).
+(inline CSS, inline SVG plots from Vega-Lite/vl-convert, no script, nothing fetched).
 
 * ``privacy`` — protocol §6's ``<5`` rule (``mask_count``), used for every count shown.
 * ``formatting`` — numbers, n (%), mean (SD), p-values.
 * ``reference`` — protocol §1's published figures and their mapping to the marts.
-* ``plots`` — the per-measure paired plots.
+* ``plots`` — the per-measure paired plots (every patient's line up to 300 pairs, above
+  that a stated sample of lines with the median and interquartile band).
 * ``sections`` — pure functions from frames to the sections' table models.
 * ``data`` — the only I/O: reading the warehouse.
 """

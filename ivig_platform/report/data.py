@@ -24,6 +24,19 @@ TABLES: tuple[tuple[str, str], ...] = (
     ("quality", "refresh_run"),
 )
 
+#: The columns the report uses of the tables that grow with the registry (a row per patient,
+#: cycle, assessment, event or check); only these are read (at 20,000 patients ~20 MB of
+#: frames instead of ~50 MB, and ~70 MB less peak memory). The other tables (marts of a few
+#: hundred rows, deliveries) are read whole. A section needing another column of these adds
+#: it here.
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "marts.dim_patient": ("patient_key", "site_id", "n_cycles", "hospital"),
+    "marts.fct_ivig_cycle": ("site_id",),
+    "marts.fct_assessment": ("patient_key", "site_id", "measure", "analysis_timepoint", "value"),
+    "marts.fct_adverse_event": ("site_id",),
+    "quality.check_result": ("run_id", "site_id", "severity", "success"),
+}
+
 
 @dataclass(frozen=True)
 class ReportData:
@@ -37,22 +50,27 @@ class ReportData:
 
 
 def read_warehouse(database: Path) -> ReportData:
-    """Read every table of ``TABLES`` present in ``database`` (opened read-only)."""
+    """Read every table of ``TABLES`` present in ``database`` (opened read-only); of the
+    tables in ``COLUMNS``, only those columns (the ones present: a missing column stays
+    missing, for the sections to say so)."""
     con = duckdb.connect(str(database), read_only=True)
     try:
-        present = {
-            (schema, name)
-            for schema, name in con.execute(
-                "SELECT table_schema, table_name FROM information_schema.tables"
-            ).fetchall()
-        }
+        present: dict[tuple[str, str], list[str]] = {}
+        for schema, name, column in con.execute(
+            "SELECT table_schema, table_name, column_name FROM information_schema.columns "
+            "ORDER BY table_schema, table_name, ordinal_position"
+        ).fetchall():
+            present.setdefault((schema, name), []).append(column)
         frames: dict[str, pl.DataFrame | None] = {}
         for schema, name in TABLES:
-            frames[f"{schema}.{name}"] = (
-                con.execute(f'SELECT * FROM "{schema}"."{name}"').pl()
-                if (schema, name) in present
-                else None
-            )
+            key = f"{schema}.{name}"
+            if (schema, name) not in present:
+                frames[key] = None
+                continue
+            wanted = COLUMNS.get(key)
+            columns = [c for c in present[(schema, name)] if wanted is None or c in wanted]
+            select = ", ".join(f'"{c}"' for c in columns) if columns else "*"
+            frames[key] = con.execute(f'SELECT {select} FROM "{schema}"."{name}"').pl()
     finally:
         con.close()
     return ReportData(frames, database_name=Path(database).name)

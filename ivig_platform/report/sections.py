@@ -15,7 +15,7 @@ import polars as pl
 from ivig_platform.report import formatting as fmt
 from ivig_platform.report import reference
 from ivig_platform.report.model import Cell, Row, Section, Table, group_row
-from ivig_platform.report.plots import MEASURES, paired_figures
+from ivig_platform.report.plots import MAX_LINES, MEASURES, paired_figures
 from ivig_platform.report.privacy import MISSING, is_small, mask_count
 
 NOT_AVAILABLE = "not available in this warehouse"
@@ -433,7 +433,9 @@ def plots_section(assessments: pl.DataFrame | None, patients: pl.DataFrame | Non
         intro=(
             "Each grey line joins one patient's baseline and post value (patients with both); "
             "the bold red line and points are the medians at each timepoint. CK on a log "
-            "scale."
+            f"scale. A measure of more than {MAX_LINES} such patients draws the lines of a "
+            f"random sample of {MAX_LINES} of them (said under the plot) and shades the "
+            "interquartile range of all of them at each timepoint."
         ),
         figures=tuple(paired_figures(assessments, patients)),
         notes=("Measures of fewer than 5 paired patients are not plotted (protocol §6).",),
