@@ -8,13 +8,16 @@ publish it by rename, and leave a summary for the people who watch the runs.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import shutil
+import threading
 import time
 import traceback
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 from prefect import flow, get_run_logger, task, unmapped
@@ -26,29 +29,42 @@ from prefect.tasks import exponential_backoff
 from ivig_platform.landing.discovery import Discovery, discover_settled
 from ivig_platform.landing.land import Delivery, Manifest, land_delivery, landed_manifests
 from ivig_platform.landing.pseudonym import KEY_VARIABLE, key_fingerprint, load_key
-from ivig_platform.modeling import DbtOutcome, build_marts
 from ivig_platform.progress import ProgressEvent, emit
-from ivig_platform.quality import (
-    GateResult,
-    PoolStats,
-    build_data_docs,
-    check_results_frame,
-    failure_rows,
-    gate_markdown,
-    landed_tables,
-    pool_stats,
-    read_marts,
-    run_mart_gate,
-)
-from ivig_platform.quality.cache import cached_landing_gates, suites_fingerprint
-from ivig_platform.report import render_warehouse_report
 from ivig_platform.warehouse.build import RunInfo, build_database
 from ivig_platform.warehouse.publish import build_path, publish, published_path, replace_folder
 from ivig_platform.warehouse.state import current_state, is_unchanged, write_state
-from ivig_platform.warehouse.stats_step import write_stats_marts
 from ivig_platform.warehouse.summary import RefreshSummary, summarise
 
+if TYPE_CHECKING:
+    from ivig_platform.modeling import DbtOutcome
+    from ivig_platform.quality import GateResult, PoolStats
+
 SECRET_BLOCK = "ivig-pseudonym-key"
+# Imported when first needed, not with the flow: GX, pandas, scipy, Altair and dbt cost
+# seconds to import, which `preload_in_background` overlaps with Prefect's start.
+HEAVY_MODULES = (
+    "ivig_platform.quality",
+    "ivig_platform.quality.cache",
+    "ivig_platform.modeling",
+    "ivig_platform.warehouse.stats_step",
+    "ivig_platform.report",
+)
+
+
+def preload_in_background() -> threading.Thread:
+    """Import the heavy modules in a thread while the caller starts the flow.
+
+    A refresh from the CLI spends its first ~10 s waiting for Prefect's temporary server
+    (another process); the imports the tasks need anyway run meanwhile. Importing is safe
+    from a thread: a task that needs a module first waits for the import lock.
+    """
+    def load() -> None:
+        for name in HEAVY_MODULES:
+            importlib.import_module(name)
+
+    thread = threading.Thread(target=load, name="ivig-preload", daemon=True)
+    thread.start()
+    return thread
 
 
 def ensure_key() -> None:
@@ -138,6 +154,9 @@ def gate_deliveries(deliveries: list[tuple[str, str, str]], warehouse: Path, poo
     on the content hash, the suites and the drift bounds: an unchanged site costs a file
     read.
     """
+    from ivig_platform.quality import landed_tables
+    from ivig_platform.quality.cache import cached_landing_gates
+
     tables = {(site, delivery): landed_tables(warehouse, site, delivery)
               for site, delivery, _ in deliveries}
     gated = cached_landing_gates(warehouse, deliveries, tables, pool, run_id, fingerprint)
@@ -160,6 +179,9 @@ def gate_sites(manifests: list[Manifest], warehouse: Path,
     gated in the next round, so the last good data stays in force; the other sites are
     unaffected.
     """
+    from ivig_platform.quality import landed_tables, pool_stats
+    from ivig_platform.quality.cache import suites_fingerprint
+
     by_site: dict[str, list[str]] = {}
     content: dict[tuple[str, str], str] = {}
     for m in sorted(manifests, key=lambda m: m.delivery_id, reverse=True):
@@ -200,6 +222,8 @@ def build_warehouse(warehouse: Path, manifests: list[Manifest], run: RunInfo,
                     held_back: dict[tuple[str, str], str],
                     gate_results: list[GateResult]) -> Path:
     """A new DuckDB file from every landed delivery (the warehouse is the record)."""
+    from ivig_platform.quality import check_results_frame
+
     built = build_path(warehouse, run.run_id)
     build_database(built, warehouse, manifests, run, held_back=held_back,
                    check_results=check_results_frame(gate_results))
@@ -209,6 +233,8 @@ def build_warehouse(warehouse: Path, manifests: list[Manifest], run: RunInfo,
 @task(name="gate-marts", timeout_seconds=1800, cache_policy=NO_CACHE)
 def gate_marts(built: Path, run_id: str) -> GateResult:
     """The mart suites on what dbt built; the results join quality.check_result."""
+    from ivig_platform.quality import check_results_frame, read_marts, run_mart_gate
+
     emit(ProgressEvent("*", "*", "step", "quality gate on the marts"))
     con = duckdb.connect(str(built))
     try:
@@ -225,6 +251,8 @@ def gate_marts(built: Path, run_id: str) -> GateResult:
 @task(name="data-docs", timeout_seconds=1800, cache_policy=NO_CACHE)
 def publish_quality_docs(results: list[GateResult], warehouse: Path) -> Path:
     """Data Docs under the warehouse, and the gate summary as Prefect artifacts."""
+    from ivig_platform.quality import build_data_docs, failure_rows, gate_markdown
+
     index = build_data_docs(results, warehouse / "docs" / "data-docs")
     create_markdown_artifact(key="quality-gate", markdown=gate_markdown(results, index),
                              description="Data-quality gates of this refresh")
@@ -242,6 +270,8 @@ def run_dbt(built: Path) -> DbtOutcome:
     the run in the Prefect UI. A failing model or error test fails the run: nothing is
     published and the previous file stays.
     """
+    from ivig_platform.modeling import build_marts
+
     emit(ProgressEvent("*", "*", "step", "dbt build (models, tests, docs)"))
     run_dir = built.parent
     outcome = build_marts(built, target_dir=run_dir / "dbt", docs_dir=run_dir / "docs")
@@ -256,6 +286,8 @@ def run_dbt(built: Path) -> DbtOutcome:
 @task(name="compute-stats", timeout_seconds=1800)
 def compute_stats(built: Path) -> dict[str, int]:
     """mart_efficacy and mart_safety (protocol §7) from the marts dbt just built."""
+    from ivig_platform.warehouse.stats_step import write_stats_marts
+
     emit(ProgressEvent("*", "*", "step", "stats: efficacy and safety marts"))
     return write_stats_marts(built)
 
@@ -270,6 +302,8 @@ def publish_warehouse(built: Path, warehouse: Path) -> Path:
 
 @task(name="render-report", timeout_seconds=1800)
 def write_report(warehouse: Path) -> Path:
+    from ivig_platform.report import render_warehouse_report
+
     emit(ProgressEvent("*", "*", "step", "study report"))
     return render_warehouse_report(warehouse)
 

@@ -74,8 +74,10 @@ def run_refresh(inbox: Path, warehouse: Path, *, settle_seconds: float = 0,
         return {"unchanged": True, "published": str(published_path(warehouse))}
     warehouse.mkdir(parents=True, exist_ok=True)
     configure_local_prefect(warehouse)
-    from flows.refresh import refresh
+    from flows.refresh import preload_in_background, refresh
     from ivig_platform.console import progress_display
+
+    preload_in_background()  # overlaps the heavy imports with Prefect's start
 
     with progress_display(sys.stdout.isatty()):
         try:
