@@ -133,6 +133,8 @@ def write_readme(out: Path) -> Path:
         return out / "README.md"
     any_result = next(iter(results.values()))
     machine = any_result.get("machine", {})
+    if any_result.get("prefect"):
+        lines += [f"Prefect: {any_result['prefect']}.", ""]
     lines += [f"Machine: {machine.get('cpu_count')} cores ({machine.get('cpu_model')}), "
               f"{machine.get('memory_total_gb')} GB; Python {machine.get('python')}, "
               + ", ".join(f"{k} {v}" for k, v in machine.get("versions", {}).items())

@@ -64,6 +64,8 @@ SIZES: dict[str, dict[str, int]] = {
 SCENARIOS = ("floor", "cold", "no_change", "one_site")
 STAGES = ("landing", "gate", "build", "dbt", "stats", "publish", "report", "total")
 SCHEMA_VERSION = 1
+# --prefect-server: the running server the children use (api_url, home), else empty.
+SERVER: dict[str, str] = {}
 
 
 # --- the machine and the code ----------------------------------------------------------
@@ -166,6 +168,9 @@ def snapshot_code(work: Path) -> dict:
 def child_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if k not in ("PREFECT_API_URL", "PREFECT_HOME", "PREFECT_PROFILE")}
+    if SERVER.get("api_url"):  # --prefect-server: the children report to a running server
+        env["PREFECT_API_URL"] = SERVER["api_url"]
+        env["PREFECT_HOME"] = SERVER["home"]
     env["IVIG_PSEUDONYM_KEY"] = BENCH_KEY
     env["PYTHONUNBUFFERED"] = "1"
     if CODE["root"] != ROOT:  # the snapshot comes before the editable install's /work/main
@@ -634,6 +639,8 @@ def run_size(size: str, args: argparse.Namespace) -> dict:
     inbox_cache, meta = ensure_inbox(size, args.inboxes, args.regenerate)
     result["inbox"] = {"cache": str(inbox_cache), **meta}
     result["machine"] = machine_info()
+    result["prefect"] = ("a running `prefect server` (one for the whole benchmark)"
+                         if SERVER else "each refresh starts Prefect's temporary server")
     work = args.work / size
     logs = work / "logs"
     save(path, result)
@@ -726,6 +733,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="run the working tree itself, not a frozen copy of it")
     parser.add_argument("--no-overhead", action="store_true",
                         help="skip the fixed-overhead measurements")
+    parser.add_argument("--prefect-server", action="store_true",
+                        help="start one `prefect server` first and run every refresh against "
+                             "it (as a deployment runs), instead of each process starting "
+                             "Prefect's temporary server; use with another --out")
     args = parser.parse_args(argv)
     sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
     unknown = [s for s in sizes if s not in SIZES]
@@ -733,8 +744,6 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown size(s): {', '.join(unknown)}")
     args.out, args.work, args.inboxes = (p.resolve() for p in (args.out, args.work,
                                                                 args.inboxes))
-    from benchmarks.report import write_readme
-
     sizes.sort(key=list(SIZES).index)
     if args.live_code:
         CODE["info"] = code_info()
@@ -743,18 +752,48 @@ def main(argv: list[str] | None = None) -> int:
         print(f"code: snapshot {info['code_fingerprint']} of {info['git_commit'][:10]}"
               f"{' (dirty tree)' if info['git_dirty'] else ''} in {info['snapshot']}",
               flush=True)
-    for size in sizes:
-        result = run_size(size, args)
-        if (size == sizes[0] and not args.no_overhead
-                and result.get("overhead", {}).get("version") != OVERHEAD_VERSION):
-            print(f"[{size}] fixed overhead: imports, Prefect start…", flush=True)
-            result["overhead"] = overhead(args.work / size, args.work / size / "logs",
-                                          args.runs, args.timeout)
-            save(args.out / f"{size}.json", result)
-        write_readme(args.out)
+    with contextlib.ExitStack() as stack:
+        if args.prefect_server:
+            stack.enter_context(running_prefect_server(args.work / "prefect-server"))
+        for size in sizes:
+            run_one_size(size, sizes, args)
     print(f"results in {args.out}", flush=True)
     return 0
 
+
+@contextlib.contextmanager
+def running_prefect_server(home: Path):
+    """`prefect server start` on loopback for the whole invocation, as in production."""
+    from ivig_platform.orchestration.processes import start_prefect_server
+
+    home.mkdir(parents=True, exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false",
+               DO_NOT_TRACK="1", PREFECT_UI_ENABLED="false")
+    t0 = time.monotonic()
+    server = start_prefect_server(env, home / "server.log")
+    print(f"prefect server at {server.api_url} ({time.monotonic() - t0:.1f} s to start)",
+          flush=True)
+    SERVER.update(api_url=server.api_url, home=str(home))
+    try:
+        yield server
+    finally:
+        SERVER.clear()
+        server.process.stop()
+
+
+def run_one_size(size: str, sizes: list[str], args: argparse.Namespace) -> None:
+    """One size's runs, then (on the first size) the fixed overhead, then the README."""
+    from benchmarks.report import write_readme
+
+    result = run_size(size, args)
+    if (size == sizes[0] and not args.no_overhead
+            and result.get("overhead", {}).get("version") != OVERHEAD_VERSION):
+        print(f"[{size}] fixed overhead: imports, Prefect start…", flush=True)
+        result["overhead"] = overhead(args.work / size, args.work / size / "logs",
+                                      args.runs, args.timeout)
+        save(args.out / f"{size}.json", result)
+    write_readme(args.out)
 
 if __name__ == "__main__":
     sys.exit(main())
