@@ -20,7 +20,7 @@ from urllib.parse import quote
 import polars as pl
 
 from ivig_platform.landing.contract import TABLES
-from ivig_platform.landing.pseudonym import key_fingerprint, pseudonymise
+from ivig_platform.landing.pseudonym import key_fingerprint, pseudonym_expr
 from ivig_platform.landing.readers import DeliveryRejected, RawTable, read_delivery, sha256_file
 from ivig_platform.landing.rules import check_delivery
 from ivig_platform.landing.schema import QUARANTINE, landed_schema
@@ -135,37 +135,45 @@ def is_current(manifest: Manifest | None, content: str, fingerprint: str) -> boo
     )
 
 
-def _provenance(frame: pl.DataFrame, raw: RawTable, delivery: Delivery,
-                loaded_at: datetime) -> pl.DataFrame:
-    return frame.with_columns(
-        pl.lit(delivery.site_id).alias("site_id"),
-        pl.lit(delivery.delivery_id).alias("delivery_id"),
-        pl.lit(raw.source_file).alias("source_file"),
-        pl.col("_source_row").cast(pl.Int32).alias("source_row"),
-        pl.lit(raw.file_sha256).alias("file_sha256"),
-        pl.lit(loaded_at).cast(pl.Datetime("us", "UTC")).alias("loaded_at"),
+def _landed(frame: pl.DataFrame, raw: RawTable, delivery: Delivery, loaded_at: datetime,
+            patient_key: pl.Expr) -> pl.DataFrame:
+    """The landed table in its schema: pseudonym, typed columns and provenance, in one pass."""
+    derived = {
+        "patient_key": patient_key,
+        "site_id": pl.lit(delivery.site_id),
+        "delivery_id": pl.lit(delivery.delivery_id),
+        "source_file": pl.lit(raw.source_file),
+        "source_row": pl.col("_source_row").cast(pl.Int32),
+        "file_sha256": pl.lit(raw.file_sha256),
+        "loaded_at": pl.lit(loaded_at).cast(pl.Datetime("us", "UTC")),
+    }
+    return frame.select(
+        derived.get(name, pl.col(name)).cast(dtype).alias(name)
+        for name, dtype in landed_schema(raw.name).items()
     )
 
 
 def _quarantine(checked: pl.DataFrame, raw: RawTable, delivery: Delivery) -> pl.DataFrame:
-    malformed = pl.DataFrame(
-        {
-            "source_row": raw.malformed_rows,
-            "column_name": [None] * len(raw.malformed_rows),
-            "rule": ["malformed_row"] * len(raw.malformed_rows),
-            "value": [None] * len(raw.malformed_rows),
-            "detail": ["wrong number of fields for the header"] * len(raw.malformed_rows),
-        },
-        schema={"source_row": pl.Int32, "column_name": pl.Utf8, "rule": pl.Utf8,
-                "value": pl.Utf8, "detail": pl.Utf8},
-    )
-    rows = pl.concat([checked.cast({"source_row": pl.Int32}), malformed])
+    rows = checked.lazy().cast({"source_row": pl.Int32})
+    if raw.malformed_rows:
+        malformed = pl.LazyFrame(
+            {
+                "source_row": raw.malformed_rows,
+                "column_name": [None] * len(raw.malformed_rows),
+                "rule": ["malformed_row"] * len(raw.malformed_rows),
+                "value": [None] * len(raw.malformed_rows),
+                "detail": ["wrong number of fields for the header"] * len(raw.malformed_rows),
+            },
+            schema={"source_row": pl.Int32, "column_name": pl.Utf8, "rule": pl.Utf8,
+                    "value": pl.Utf8, "detail": pl.Utf8},
+        )
+        rows = pl.concat([rows, malformed])
     return rows.with_columns(
         pl.lit(delivery.site_id).alias("site_id"),
         pl.lit(delivery.delivery_id).alias("delivery_id"),
         pl.lit(raw.name).alias("table_name"),
         pl.lit(raw.source_file).alias("source_file"),
-    ).select(list(QUARANTINE)).sort("source_row")
+    ).select(list(QUARANTINE)).sort("source_row").collect()
 
 
 def land_delivery(delivery: Delivery, warehouse: Path, key: bytes,
@@ -231,13 +239,13 @@ def _land_into(delivery: Delivery, folder: Path, key: bytes, now: datetime,
         raise DeliveryRejected(
             "no_valid_patient", "not a single patient row passed the rules of protocol §3/§5"
         )
+    # Every landed row's patient is a landed patient; the union keeps this robust anyway.
+    ids = pl.concat([checked[name].landed.get_column("patient_id") for name in TABLES])
+    patient_key = pseudonym_expr(ids, key, delivery.site_id)
     quarantined: list[pl.DataFrame] = []
     for name in TABLES:
         raw, result = raw_tables[name], checked[name]
-        landed = pseudonymise(result.landed, key, delivery.site_id)
-        landed = _provenance(landed, raw, delivery, now)
-        schema = landed_schema(name)
-        landed = landed.select(pl.col(c).cast(t) for c, t in schema.items())
+        landed = _landed(result.landed, raw, delivery, now, patient_key)
         landed.write_parquet(folder / f"{name}.parquet")
         bad = _quarantine(result.quarantined, raw, delivery)
         quarantined.append(bad)

@@ -47,10 +47,21 @@ def pseudonym(key: bytes, site_id: str, patient_id: str) -> str:
     return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
+def pseudonym_expr(ids: pl.Series, key: bytes, site_id: str) -> pl.Expr:
+    """`patient_key` from `patient_id`, for a column whose identifiers are all in `ids`.
+
+    One mapping serves every table of a delivery, so each identifier is hashed once.
+    """
+    old = ids.drop_nulls().unique()
+    new = pl.Series([pseudonym(key, site_id, pid) for pid in old], dtype=pl.Utf8)
+    return (
+        pl.col("patient_id")
+        .replace_strict(old, new, return_dtype=pl.Utf8)
+        .alias("patient_key")
+    )
+
+
 def pseudonymise(frame: pl.DataFrame, key: bytes, site_id: str) -> pl.DataFrame:
     """Replace `patient_id` with `patient_key`; the clear identifier is dropped."""
-    ids = frame.get_column("patient_id").unique().drop_nulls().to_list()
-    mapping = {pid: pseudonym(key, site_id, pid) for pid in ids}
-    return frame.with_columns(
-        pl.col("patient_id").replace_strict(mapping, return_dtype=pl.Utf8).alias("patient_key")
-    ).drop("patient_id")
+    expr = pseudonym_expr(frame.get_column("patient_id"), key, site_id)
+    return frame.with_columns(expr).drop("patient_id")

@@ -37,7 +37,10 @@ from ivig_platform.landing.parsing import (
 from ivig_platform.landing.readers import SOURCE_ROW, RawTable
 
 EARLIEST_DATE = date(1900, 1, 1)
-RAW = "__raw_"  # prefix of the untouched text columns kept for quarantine values
+# Prefix of the text columns kept for quarantine values: the cell as written, trimmed, and
+# null when blank (`blank_to_null`, applied once when the table is typed).
+RAW = "__raw_"
+TMP = "__tmp_"  # prefix of intermediate columns (parsed parts, violation flags)
 
 
 @dataclass(frozen=True)
@@ -56,11 +59,16 @@ class Checked:
 
 
 def raw(name: str) -> pl.Expr:
+    """The column's text as written, trimmed; null when the cell is blank."""
     return pl.col(f"{RAW}{name}")
 
 
+def tmp(name: str) -> pl.Expr:
+    return pl.col(f"{TMP}{name}")
+
+
 def _typed(column: Column, style: NumberStyle) -> pl.Expr:
-    text = blank_to_null(raw(column.name))
+    text = raw(column.name)
     if column.kind == "date":
         return parse_date(text)
     if column.kind in ("decimal", "integer"):
@@ -89,9 +97,8 @@ def field_checks(table: Table, style: NumberStyle, delivery_date: date) -> list[
     """Rules that look at one field of one row (§3 types, ranges, vocabularies; §5 dates)."""
     checks: list[Check] = []
     for column in table.columns:
-        text = blank_to_null(raw(column.name))
         typed = pl.col(column.name)
-        present = text.is_not_null()
+        present = raw(column.name).is_not_null()
         if column.not_null and column.kind != "list":
             checks.append(Check("required", column.name, ~present))
         if column.kind == "date":
@@ -131,14 +138,21 @@ def _outside(value: pl.Expr, column: Column) -> pl.Expr:
     return below | above
 
 
-def assessment_checks(style: NumberStyle) -> tuple[list[pl.Expr], list[Check]]:
-    """The value's meaning depends on the measure: an MRC grade, or a number in a range."""
+def assessment_checks(style: NumberStyle) -> tuple[list[list[pl.Expr]], list[Check]]:
+    """The value's meaning depends on the measure: an MRC grade, or a number in a range.
+
+    Returns the steps of columns to add (each step reads the ones before it) and the
+    checks, which read the parsed parts instead of parsing the text again.
+    """
     measure = pl.col("measure")
-    text = blank_to_null(raw("value"))
-    unit = fold_unit(blank_to_null(raw("unit")))
-    factor = unit.replace_strict(CK_UNITS, default=None, return_dtype=pl.Float64)
-    number = parse_number(text, style)
-    mrc = parse_mrc(text)
+    text = raw("value")
+    parts = [
+        fold_unit(raw("unit")).alias(f"{TMP}unit"),
+        parse_number(text, style).alias(f"{TMP}number"),
+        parse_mrc(text).alias(f"{TMP}mrc"),
+    ]
+    unit, number, mrc = tmp("unit"), tmp("number"), tmp("mrc")
+    factor = tmp("factor")
     value = (
         pl.when(measure == "mrc")
         .then(mrc)
@@ -147,7 +161,7 @@ def assessment_checks(style: NumberStyle) -> tuple[list[pl.Expr], list[Check]]:
         .when(measure.is_in(["mrss", "ucla_git"]))
         .then(number)
     )
-    unit_reported = pl.when(measure == "ck").then(blank_to_null(raw("unit")))
+    unit_reported = pl.when(measure == "ck").then(raw("unit"))
     numeric = measure.is_in(["ck", "mrss", "ucla_git"])
     out_of_range = pl.lit(False)
     for name, (low, high, low_inclusive) in MEASURE_RANGES.items():
@@ -164,24 +178,29 @@ def assessment_checks(style: NumberStyle) -> tuple[list[pl.Expr], list[Check]]:
         Check("invalid_unit", "unit", (measure == "ck") & unit.is_not_null() & factor.is_null()),
     ]
     exprs = [
-        value.alias("value"),
+        unit.replace_strict(CK_UNITS, default=None, return_dtype=pl.Float64)
+        .alias(f"{TMP}factor"),
         text.alias("value_as_reported"),
         unit_reported.alias("unit_as_reported"),
     ]
-    return exprs, checks
+    return [parts, exprs, [value.alias("value")]], checks
 
 
 def type_table(raw_table: RawTable, delivery_date: date) -> tuple[pl.DataFrame, list[Check]]:
     """Typed columns next to the raw text, and the field-level checks for the table."""
     table = CONTRACT[raw_table.name]
-    frame = raw_table.frame.rename({c.name: f"{RAW}{c.name}" for c in table.columns})
+    texts = [blank_to_null(pl.col(c.name)).alias(f"{RAW}{c.name}") for c in table.columns]
     typed = [_typed(c, raw_table.number_style).alias(c.name) for c in table.columns]
-    frame = frame.with_columns(typed)
     checks = field_checks(table, raw_table.number_style, delivery_date)
+    steps = [texts, typed]
     if table.name == "assessments":
-        exprs, extra = assessment_checks(raw_table.number_style)
-        frame = frame.with_columns(exprs)
+        more, extra = assessment_checks(raw_table.number_style)
+        steps += more
         checks = checks + extra
+    plan = raw_table.frame.lazy()
+    for step in steps:
+        plan = plan.with_columns(step)
+    frame = plan.collect()
     # cycle_number stays Float64 here so `not_integer` can see 7.5; landing casts it to
     # INTEGER only after the row passed.
     return frame, checks
@@ -192,18 +211,34 @@ def first_violation(frame: pl.DataFrame, table: Table, checks: list[Check]) -> p
     order = {rule: i for i, rule in enumerate(RULE_ORDER)}
     columns = {c.name: i for i, c in enumerate(table.columns)}
     ranked = sorted(checks, key=lambda c: (order[c.rule], columns.get(c.column.split(",")[0], 99)))
+    clean = [
+        pl.lit(None, pl.Utf8).alias("_rule"),
+        pl.lit(None, pl.Utf8).alias("_column"),
+        pl.lit(None, pl.Utf8).alias("_detail"),
+    ]
     if not ranked:
-        return frame.with_columns(
-            pl.lit(None, pl.Utf8).alias("_rule"),
-            pl.lit(None, pl.Utf8).alias("_column"),
-            pl.lit(None, pl.Utf8).alias("_detail"),
+        return frame.with_columns(clean)
+    # Every check is evaluated once, into a flag column; the first flag set (in rule
+    # order) names the rule and column, and all the flags set make up the detail.
+    flags = [f"{TMP}v{i}" for i in range(len(ranked))]
+    violated = [pl.col(f) for f in flags]
+    bad = f"{TMP}bad"
+    flagged = (
+        frame.lazy()
+        .with_columns(
+            c.violated.fill_null(False).alias(f) for c, f in zip(ranked, flags, strict=True)
         )
-    violated = [c.violated.fill_null(False) for c in ranked]
-    rule = pl.when(violated[0]).then(pl.lit(ranked[0].rule))
-    column = pl.when(violated[0]).then(pl.lit(ranked[0].column))
-    for check, v in zip(ranked[1:], violated[1:], strict=True):
-        rule = rule.when(v).then(pl.lit(check.rule))
-        column = column.when(v).then(pl.lit(check.column))
+        .with_columns(pl.any_horizontal(violated).alias(bad))
+        .collect()
+    )
+    if not flagged.get_column(bad).any():  # most tables: nothing to name
+        return flagged.select(pl.exclude(*flags, bad), *clean)
+    rule = pl.coalesce(
+        pl.when(v).then(pl.lit(c.rule)) for c, v in zip(ranked, violated, strict=True)
+    )
+    column = pl.coalesce(
+        pl.when(v).then(pl.lit(c.column)) for c, v in zip(ranked, violated, strict=True)
+    )
     detail = pl.concat_str(
         [
             pl.when(v).then(pl.lit(f"{c.column}: {c.rule}"))
@@ -212,10 +247,11 @@ def first_violation(frame: pl.DataFrame, table: Table, checks: list[Check]) -> p
         separator="; ",
         ignore_nulls=True,
     )
-    return frame.with_columns(
-        rule.otherwise(None).alias("_rule"),
-        column.otherwise(None).alias("_column"),
-        pl.when(pl.any_horizontal(violated)).then(detail).alias("_detail"),
+    return flagged.select(
+        pl.exclude(*flags, bad),
+        rule.alias("_rule"),
+        column.alias("_column"),
+        pl.when(bad).then(detail).alias("_detail"),
     )
 
 
@@ -229,7 +265,7 @@ def split(frame: pl.DataFrame, table: Table) -> Checked:
     value_columns = [c.name for c in table.columns if c.name not in identifiers]
     value = pl.lit(None, pl.Utf8)
     for name in value_columns:
-        value = pl.when(pl.col("_column") == name).then(blank_to_null(raw(name))).otherwise(value)
+        value = pl.when(pl.col("_column") == name).then(raw(name)).otherwise(value)
     bad = frame.filter(pl.col("_rule").is_not_null()).select(
         pl.col(SOURCE_ROW).alias("source_row"),
         pl.col("_column").alias("column_name"),
@@ -238,7 +274,7 @@ def split(frame: pl.DataFrame, table: Table) -> Checked:
         pl.col("_detail").alias("detail"),
     )
     good = frame.filter(pl.col("_rule").is_null()).drop(
-        cs.starts_with(RAW), "_rule", "_column", "_detail"
+        cs.starts_with(RAW, TMP), "_rule", "_column", "_detail"
     )
     return Checked(landed=good, quarantined=bad)
 
@@ -278,21 +314,23 @@ def check_delivery(tables: dict[str, RawTable], delivery_date: date) -> dict[str
             ),
         ]
 
-    def field_ok(name: str) -> pl.Expr:
-        return ~pl.any_horizontal([c.violated.fill_null(False) for c in checks[name]])
+    def field_ok(name: str) -> pl.DataFrame:
+        """The table with a column saying which rows pass its field checks."""
+        ok = ~pl.any_horizontal([c.violated.fill_null(False) for c in checks[name]])
+        return typed[name].with_columns(ok.alias(f"{TMP}field_ok"))
 
     # Cycles: duplicates are judged among rows whose own fields are valid, so a broken
     # first copy does not take a good second copy down with it.
     cycle_key = ["patient_id", "cycle_number"]
     cycles = first_violation(
-        typed["ivig_cycles"],
+        field_ok("ivig_cycles"),
         CONTRACT["ivig_cycles"],
         checks["ivig_cycles"]
         + [
             Check(
                 "duplicate_key",
                 ",".join(cycle_key),
-                _duplicate_after_first(cycle_key, field_ok("ivig_cycles")),
+                _duplicate_after_first(cycle_key, tmp("field_ok")),
             )
         ]
         + reference_checks(),
@@ -315,14 +353,14 @@ def check_delivery(tables: dict[str, RawTable], delivery_date: date) -> dict[str
 
     assessment_key = ["patient_id", "measure", "assessment_date"]
     assessments = first_violation(
-        typed["assessments"],
+        field_ok("assessments"),
         CONTRACT["assessments"],
         checks["assessments"]
         + [
             Check(
                 "duplicate_key",
                 ",".join(assessment_key),
-                _duplicate_after_first(assessment_key, field_ok("assessments")),
+                _duplicate_after_first(assessment_key, tmp("field_ok")),
             )
         ]
         + reference_checks(),
