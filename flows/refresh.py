@@ -144,7 +144,8 @@ def land(delivery: Delivery, warehouse: Path) -> Manifest:
     cache_policy=NO_CACHE,
 )
 def gate_deliveries(deliveries: list[tuple[str, str, str]], warehouse: Path, pool: PoolStats,
-                    run_id: str, fingerprint: str, label: str) -> list[GateResult]:
+                    run_id: str, fingerprint: str, label: str,
+                    read: dict[tuple[str, str], dict] | None = None) -> list[GateResult]:
     """The landing suites on each site's delivery: error checks decide whether it is used.
 
     One task for the whole round: verdicts stay per delivery, but GX validates every
@@ -157,8 +158,9 @@ def gate_deliveries(deliveries: list[tuple[str, str, str]], warehouse: Path, poo
     from ivig_platform.quality import landed_tables
     from ivig_platform.quality.cache import cached_landing_gates
 
-    tables = {(site, delivery): landed_tables(warehouse, site, delivery)
-              for site, delivery, _ in deliveries}
+    read = read or {}
+    tables = {(site, delivery): read.get((site, delivery))
+              or landed_tables(warehouse, site, delivery) for site, delivery, _ in deliveries}
     gated = cached_landing_gates(warehouse, deliveries, tables, pool, run_id, fingerprint)
     for result, cached in gated:
         detail = (result.reason or result.verdict) + (" (cached)" if cached else "")
@@ -190,10 +192,10 @@ def gate_sites(manifests: list[Manifest], warehouse: Path,
             content[(m.site_id, m.delivery_id)] = m.content_sha256
     if not by_site:
         return {}, []
-    pool = pool_stats({
-        site: landed_tables(warehouse, site, deliveries[0])
-        for site, deliveries in by_site.items()
-    })
+    # Each site's newest delivery is read once: for the pool, then for its gate.
+    newest = {(site, deliveries[0]): landed_tables(warehouse, site, deliveries[0])
+              for site, deliveries in by_site.items()}
+    pool = pool_stats({site: tables for (site, _), tables in newest.items()})
     fingerprint = suites_fingerprint()
     held_back: dict[tuple[str, str], str] = {}
     results: list[GateResult] = []
@@ -206,7 +208,9 @@ def gate_sites(manifests: list[Manifest], warehouse: Path,
         batch = [(site, pending[site], content[(site, pending[site])])
                  for site in sorted(pending)]
         pending = {}
-        for result in gate_deliveries(batch, warehouse, pool, run_id, fingerprint, label):
+        read = newest if round_number == 1 else None
+        for result in gate_deliveries(batch, warehouse, pool, run_id, fingerprint, label,
+                                      read):
             results.append(result)
             if not result.passed_errors:
                 site = result.site_id
