@@ -7,10 +7,12 @@ own Prefect profile.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
 import sys
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -59,6 +61,29 @@ def configure_local_prefect(warehouse: Path) -> None:
         os.environ.setdefault("PREFECT_UI_ENABLED", "false")
 
 
+def start_temporary_server_in_background() -> threading.Thread | None:
+    """Start Prefect's temporary server now, in a thread, when no server is configured.
+
+    The flow would start it at its first API call and wait ~10 s; started here, it comes up
+    while the flow and the heavy modules are imported. It is Prefect's own singleton
+    (`SubprocessASGIServer()`), so the flow's client finds it running and uses it, and
+    Prefect stops it at exit as usual.
+    """
+    if os.environ.get("PREFECT_API_URL"):
+        return None
+
+    def start() -> None:
+        from prefect.server.api.server import SubprocessASGIServer
+
+        # on failure the flow's own start tries again and reports it, in Prefect's words
+        with contextlib.suppress(Exception):
+            SubprocessASGIServer().start()
+
+    thread = threading.Thread(target=start, name="ivig-prefect-server", daemon=True)
+    thread.start()
+    return thread
+
+
 def run_refresh(inbox: Path, warehouse: Path, *, settle_seconds: float = 0,
                 force: bool = False) -> dict:
     """Run the refresh flow in this process with a live display; return its summary."""
@@ -74,10 +99,13 @@ def run_refresh(inbox: Path, warehouse: Path, *, settle_seconds: float = 0,
         return {"unchanged": True, "published": str(published_path(warehouse))}
     warehouse.mkdir(parents=True, exist_ok=True)
     configure_local_prefect(warehouse)
+    server = start_temporary_server_in_background()
     from flows.refresh import preload_in_background, refresh
     from ivig_platform.console import progress_display
 
     preload_in_background()  # overlaps the heavy imports with Prefect's start
+    if server is not None:
+        server.join()  # the flow must find it running, or it would start a second one
 
     with progress_display(sys.stdout.isatty()):
         try:
