@@ -376,6 +376,35 @@ def test_published_copy_keeps_working_under_another_name(built, tmp_path):
         connection.close()
 
 
+# --------------------------------------------------------------------------- parse reuse
+
+
+def test_next_build_file_in_another_folder_reuses_the_parse(tmp_path):
+    # every refresh builds .build/<run_id>/ivig_build.duckdb: same name, new folder
+    cache = tmp_path / "parse-cache"
+    outcomes = []
+    for run in ("run-1", "run-2"):
+        (tmp_path / run).mkdir()
+        fixture = build_fixture_database(tmp_path / run / "ivig_build.duckdb")
+        outcomes.append(
+            build_marts(
+                fixture.path,
+                target_dir=tmp_path / run / "dbt",
+                docs_dir=None,
+                select=["stg_quality__site_delivery"],
+                parse_cache_dir=cache,
+                check_source_freshness=False,
+            )
+        )
+    first, second = outcomes
+    assert first.success and second.success, (first.summary(), second.summary())
+    assert not first.partial_parse_reused  # nothing saved yet
+    assert second.partial_parse_reused  # dbt took the saved parse despite the new path
+    log = (tmp_path / "run-2" / "dbt" / "logs" / "dbt.log").read_text()
+    assert "Unable to do partial parsing" not in log
+    assert not (tmp_path / "run-2" / "dbt" / "parse-only").exists()
+
+
 # --------------------------------------------------------------------------- docs
 
 
@@ -405,6 +434,17 @@ def test_docs_site_is_written_with_lineage(built):
         assert f"model.ivig.{mart}" in from_patients, mart
     assert "model.ivig.fct_adverse_event" in reachable("source.ivig.landed.adverse_events")
     assert "model.ivig.mart_site_freshness" in reachable("source.ivig.quality.site_delivery")
+
+
+def test_docs_show_the_compiled_sql(built):
+    # docs run without compiling again: the manifest is the one the build compiled
+    _, outcome = built
+    manifest = json.loads((outcome.docs_dir / "manifest.json").read_text())
+    nodes = manifest["nodes"]
+    for unique_id, node in nodes.items():
+        if node["resource_type"] in ("model", "test"):
+            assert node["compiled"] and node["compiled_code"].strip(), unique_id
+    assert '"staging"."stg_landed__patients"' in nodes["model.ivig.dim_patient"]["compiled_code"]
 
 
 def test_every_model_is_documented_and_tested(built):

@@ -83,8 +83,11 @@ SCRIPT = textwrap.dedent(
         if found or time.monotonic() > deadline:
             break
         time.sleep(1)
+    dbt_log = (root / "target" / "logs" / "dbt.log").read_text()
     print("RESULT " + json.dumps({
         "success": outcome.success,
+        # one parse serves every command: none of them parses again
+        "full_parses": dbt_log.count("Unable to do partial parsing"),
         "runner": outcome.runner,
         "failures": [str(f) for f in outcome.failures],
         "counts": outcome.counts,
@@ -120,6 +123,9 @@ def test_build_marts_in_a_flow_runs_each_model_as_a_task(tmp_path):
 
     assert result["success"], result["failures"]
     assert result["runner"] == "PrefectDbtRunner"
+    # the first parse finds no saved one (an empty cache); PrefectDbtRunner's build then
+    # runs on that parse instead of parsing the project again
+    assert result["full_parses"] == 1
     tasks = result["tasks"]
     assert tasks.get("model stg_quality__site_delivery") == "COMPLETED", tasks
     # Data tests run in one plain dbt invocation, not as ~200 tasks (see dbt_build.py);

@@ -203,3 +203,14 @@ def test_parse_cache_round_trip(project_copy, tmp_path):
     cache.save(run_1)
     assert cache.restore(run_2) is True
     assert (run_2 / "partial_parse.msgpack").read_bytes() == b"parse"
+
+
+def test_parse_sees_the_same_path_for_every_build_file_of_that_name():
+    # dbt keys a saved parse on the profile's DuckDB path; refreshes build in new folders
+    def parse_path(database: str) -> Path:
+        return dbt_build._ParseCache(None, Path(database), {}).parse_path
+
+    first = parse_path("/wh/.build/20260101T000000-aaaaaa/ivig_build.duckdb")
+    assert first == parse_path("/wh/.build/20260102T000000-bbbbbb/ivig_build.duckdb")
+    assert first.stem == "ivig_build"  # dbt-duckdb names the catalog after the file
+    assert parse_path("/wh/.build/x/other.duckdb") != first

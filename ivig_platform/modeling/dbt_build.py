@@ -4,28 +4,38 @@ The refresh flow calls :func:`build_marts` once per refresh, on the *build file*
 file that already holds ``landed.*`` and ``quality.*``, see
 ``ivig_platform/landing/CONTRACT.md``). It runs, in this process:
 
+0. ``dbt parse`` - once; every command below runs on this parsed manifest (dbtRunner's
+   ``manifest``): no command parses again or reloads manifest.json;
 1. ``dbt source freshness`` - source freshness; stale sources become warnings, never failures;
 2. ``dbt build`` - seeds, the staging / intermediate / marts models, unit tests and data tests
    in DAG order; a failing model or an error-severity test makes the outcome unsuccessful,
    and the caller then keeps the previous published file;
 3. ``dbt docs generate --static`` (only after a successful build, when ``docs_dir`` is given)
    and copies ``index.html``, ``static_index.html``, ``manifest.json`` and ``catalog.json``
-   into ``docs_dir``.
+   into ``docs_dir``. After a full build the manifest already holds every node's compiled
+   SQL: it is written as is and docs run with ``--no-compile`` (only the catalog is read).
 
 Inside a Prefect flow or task run, dbt runs through ``prefect_dbt.PrefectDbtRunner``: every
-model, seed and test shows as a Prefect task carrying its own dbt logs. Elsewhere (CLI, tests)
-it runs through dbt's own ``dbtRunner``.
+model and seed shows as a Prefect task carrying its own dbt logs (data and unit tests run in
+one plain ``dbt test`` right after). Elsewhere (CLI, tests) it runs through dbt's own
+``dbtRunner``.
 
-The DuckDB file is released when :func:`build_marts` returns (the profile sets
-``keep_open: false`` and the adapter's connections are closed after each invocation), so the
-caller can open it read-write at once, e.g. to publish it.
+The DuckDB file is released when :func:`build_marts` returns: the profile sets
+``keep_open: false``, the adapter's connections are closed at the end, and the one connection
+this module holds open during the run (so that dbt's ~280 opens and closes of the file reuse
+the open database instead of re-reading and checkpointing it each time) is closed last. The
+caller can open the file read-write at once, e.g. to publish it.
 
 dbt's partial parsing stays on: the parse (``partial_parse.msgpack``) of a run is cached and
 handed to the next run only when the whole project (every file under ``dbt_project/``), the
 dbt / adapter versions, the vars and the database name are byte-for-byte the same. Any change
-to the project therefore means a full parse; an unchanged project skips it. The database name
+to the project therefore means a full parse; an unchanged project skips it. dbt also rejects
+a saved parse made for another DuckDB path, and every refresh builds a new file, so the parse
+sees a fixed stand-in path with the build file's name (see :func:`_parse`). The database name
 is the build file's stem: a build file with the same name on every refresh (e.g.
-``.build/<run_id>/ivig_build.duckdb``) lets refreshes reuse the parse (about 3 s saved).
+``.build/<run_id>/ivig_build.duckdb``) lets refreshes reuse the parse (a full parse costs
+about 3-5 s, a partial one under 1 s). ``DbtOutcome.partial_parse_reused`` says whether dbt
+actually took it.
 
 dbt's in-process API is not thread-safe: one build at a time per process (a lock enforces it).
 """
@@ -33,6 +43,7 @@ dbt's in-process API is not thread-safe: one build at a time per process (a lock
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -86,13 +97,13 @@ class DbtOutcome:
     skipped: tuple[str, ...] = ()
     error: str | None = None  # an invocation-level error (parse, compile, connection)
     counts: dict[str, int] = field(default_factory=dict)  # build: node status -> nodes
-    timings: dict[str, float] = field(default_factory=dict)  # step -> seconds
+    timings: dict[str, float] = field(default_factory=dict)  # step (parse, build...) -> s
     node_timings: dict[str, float] = field(default_factory=dict)  # unique_id -> seconds
     target_dir: Path | None = None
     docs_dir: Path | None = None
     docs_generated: bool = False
     runner: str = "dbt"
-    partial_parse_reused: bool = False
+    partial_parse_reused: bool = False  # dbt took the saved parse instead of a full parse
 
     def summary(self) -> str:
         """A short markdown summary for the run report or a Prefect artifact."""
@@ -166,64 +177,34 @@ def build_marts(
         )
     target_dir.mkdir(parents=True, exist_ok=True)
 
-    with _BUILD_LOCK, _dbt_environment(database):
+    with _BUILD_LOCK, _environment(_dbt_variables(database)):
         cache = _ParseCache(parse_cache_dir, database, vars)
-        reused = cache.restore(target_dir)
-        invoke = _make_invoker(use_prefect, target_dir, vars)
-        # Tests and freshness always run through plain dbt: as Prefect tasks, ~200 data
-        # tests cost ~40 s of API round trips per refresh and show nothing a failure list
-        # does not. Models and seeds keep one Prefect task each, with their logs.
-        invoke_plain = _make_invoker(False, target_dir, vars) if use_prefect else invoke
+        restored = cache.restore(target_dir)
         timings: dict[str, float] = {}
-        warnings: list[NodeOutcome] = []
-
         try:
-            if check_source_freshness:
+            with _database_held_open(database):
                 t0 = time.perf_counter()
-                freshness = invoke_plain(["source", "freshness"])
-                timings["source_freshness"] = time.perf_counter() - t0
-                warnings += _freshness_warnings(freshness)
-
-            t0 = time.perf_counter()
-            # a partial selection runs only the tests whose parents are all selected
-            selection = ["--select", *select, "--indirect-selection", "cautious"] if select else []
-            if use_prefect:
-                # One flag with several values: PrefectDbtRunner keeps only the last of a
-                # repeated flag. `dbt test` then runs the data and unit tests of the same
-                # selection (excluding models from a build would drop their tests too).
-                models = ["--exclude", "resource_type:test", "resource_type:unit_test"]
-                outcome = _read_build(invoke(["build", *selection, *models]))
-                if outcome["success"]:
-                    tests = _read_build(invoke_plain(["test", *selection]))
-                    outcome = _merge_builds(outcome, tests)
-            else:
-                outcome = _read_build(invoke(["build", *selection]))
-            timings["build"] = time.perf_counter() - t0
-            _keep_copy(target_dir / "run_results.json", target_dir / "build_run_results.json")
-            warnings += outcome.pop("warnings")
-
-            docs_generated = False
-            if outcome["success"] and docs_dir is not None:
-                t0 = time.perf_counter()
-                docs = invoke_plain(["docs", "generate", "--static"])
-                timings["docs_generate"] = time.perf_counter() - t0
-                docs_generated = bool(getattr(docs, "success", False)) and _copy_docs(
-                    target_dir, docs_dir
-                )
-                if not docs_generated:
-                    warnings.append(
-                        NodeOutcome(
-                            "docs",
-                            "docs",
-                            "docs generate",
-                            "warn",
-                            f"docs not generated: {_exception_text(docs) or 'see dbt log'}",
-                        )
+                manifest, parse_error, rejected = _parse(target_dir, vars, cache.parse_path)
+                timings["parse"] = time.perf_counter() - t0
+                if manifest is None:
+                    outcome = _read_build(None)
+                    outcome["error"] = f"dbt could not parse the project: {parse_error}"
+                    outcome["docs_generated"] = False
+                else:
+                    outcome = _run_commands(
+                        manifest,
+                        use_prefect=use_prefect,
+                        target_dir=target_dir,
+                        docs_dir=docs_dir,
+                        vars=vars,
+                        check_source_freshness=check_source_freshness,
+                        select=select,
+                        timings=timings,
                     )
         finally:
-            _release_database()
             cache.save(target_dir)
 
+    warnings = outcome.pop("warnings")
     if outcome["success"]:
         warnings += _mart_warnings(database)
     timings["total"] = time.perf_counter() - started
@@ -232,11 +213,71 @@ def build_marts(
         timings=timings,
         target_dir=target_dir,
         docs_dir=docs_dir,
-        docs_generated=docs_generated,
         runner=runner_name,
-        partial_parse_reused=reused,
+        partial_parse_reused=restored and manifest is not None and not rejected,
         **outcome,
     )
+
+
+def _run_commands(
+    manifest: Any,
+    *,
+    use_prefect: bool,
+    target_dir: Path,
+    docs_dir: Path | None,
+    vars: dict[str, Any],
+    check_source_freshness: bool,
+    select: list[str] | None,
+    timings: dict[str, float],
+) -> dict[str, Any]:
+    """Source freshness, build, tests and docs on one parsed manifest (see build_marts)."""
+    # Every command runs on this one parse (no re-parse, no manifest reload); the build and
+    # the tests compile the nodes into it.
+    invoke = _make_invoker(use_prefect, target_dir, vars, manifest)
+    # Tests and freshness always run through plain dbt: as Prefect tasks, ~200 data tests
+    # cost ~40 s of API round trips per refresh and show nothing a failure list does not.
+    # Models and seeds keep one Prefect task each, with their logs.
+    invoke_plain = _make_invoker(False, target_dir, vars, manifest) if use_prefect else invoke
+    warnings: list[NodeOutcome] = []
+
+    if check_source_freshness:
+        t0 = time.perf_counter()
+        freshness = invoke_plain(["source", "freshness"])
+        timings["source_freshness"] = time.perf_counter() - t0
+        warnings += _freshness_warnings(freshness)
+
+    t0 = time.perf_counter()
+    # a partial selection runs only the tests whose parents are all selected
+    selection = ["--select", *select, "--indirect-selection", "cautious"] if select else []
+    if use_prefect:
+        # One flag with several values: PrefectDbtRunner keeps only the last of a repeated
+        # flag. `dbt test` then runs the data and unit tests of the same selection
+        # (excluding models from a build would drop their tests too).
+        models = ["--exclude", "resource_type:test", "resource_type:unit_test"]
+        outcome = _read_build(invoke(["build", *selection, *models]))
+        if outcome["success"]:
+            tests = _read_build(invoke_plain(["test", *selection]))
+            outcome = _merge_builds(outcome, tests)
+    else:
+        outcome = _read_build(invoke(["build", *selection]))
+    timings["build"] = time.perf_counter() - t0
+    _keep_copy(target_dir / "run_results.json", target_dir / "build_run_results.json")
+    outcome["warnings"] = warnings + outcome["warnings"]
+
+    outcome["docs_generated"] = False
+    if outcome["success"] and docs_dir is not None:
+        t0 = time.perf_counter()
+        docs = _generate_docs(invoke_plain, manifest, target_dir, compiled=not select)
+        timings["docs_generate"] = time.perf_counter() - t0
+        outcome["docs_generated"] = bool(getattr(docs, "success", False)) and _copy_docs(
+            target_dir, docs_dir
+        )
+        if not outcome["docs_generated"]:
+            text = _exception_text(docs) or "see dbt log"
+            outcome["warnings"].append(
+                NodeOutcome("docs", "docs", "docs generate", "warn", f"docs not generated: {text}")
+            )
+    return outcome
 
 
 # --------------------------------------------------------------------------- invocation
@@ -252,8 +293,12 @@ def _choose_prefect(runner: RunnerChoice) -> bool:
     return FlowRunContext.get() is not None or TaskRunContext.get() is not None
 
 
-def _make_invoker(use_prefect: bool, target_dir: Path, vars: dict[str, Any]):
-    """A function running one dbt command (list of args) and returning dbt's result."""
+def _make_invoker(use_prefect: bool, target_dir: Path, vars: dict[str, Any], manifest: Any = None):
+    """A function running one dbt command (list of args) and returning dbt's result.
+
+    ``manifest``: a parsed dbt Manifest to run on (no parse, no reading of
+    partial_parse.msgpack or manifest.json); None = dbt parses the project itself.
+    """
     common = [
         "--vars",
         json.dumps(vars, sort_keys=True, default=str),
@@ -274,12 +319,14 @@ def _make_invoker(use_prefect: bool, target_dir: Path, vars: dict[str, Any]):
         )
 
         def invoke(args: list[str]):
-            # A fresh runner per command: it caches the manifest it read first.
+            # A fresh runner per command (it keeps per-command state). Given the parsed
+            # manifest, it neither reads manifest.json nor lets dbt parse again.
             runner = PrefectDbtRunner(
-                settings=settings, raise_on_failure=False, disable_assets=True
+                manifest=manifest, settings=settings, raise_on_failure=False, disable_assets=True
             )
             try:
-                return runner.invoke([*args, *common])
+                with _prefect_dbt_runs_on(manifest):
+                    return runner.invoke([*args, *common])
             except Exception as exc:  # parse or compile errors surface as exceptions here
                 return _Crashed(exc)
 
@@ -300,13 +347,95 @@ def _make_invoker(use_prefect: bool, target_dir: Path, vars: dict[str, Any]):
     # display, a CI log) only hears about warnings and errors.
     quiet = ["--log-level", "warn", "--log-level-file", "info"]
 
-    def invoke(args: list[str]):
+    def invoke(args: list[str], callbacks: list | None = None):
         try:
-            return dbtRunner().invoke([*args, *paths, *common, *quiet])
+            runner = dbtRunner(manifest=manifest, callbacks=callbacks)
+            return runner.invoke([*args, *paths, *common, *quiet])
         except Exception as exc:
             return _Crashed(exc)
 
     return invoke
+
+
+@contextlib.contextmanager
+def _prefect_dbt_runs_on(manifest: Any) -> Iterator[None]:
+    """Hand ``manifest`` to the dbtRunner that PrefectDbtRunner.invoke creates.
+
+    PrefectDbtRunner's own ``manifest`` only serves its node lookups; the dbtRunner it builds
+    for the command gets none and would parse the project again (a full parse: the parse's
+    profile differs, see :func:`_parse`). Safe under ``_BUILD_LOCK``: no other dbt command
+    runs in this process meanwhile. Should prefect-dbt stop building it under this name, the
+    command only parses again (slower, same result).
+    """
+    import prefect_dbt.core.runner as prefect_runner
+
+    original = getattr(prefect_runner, "dbtRunner", None)
+    if manifest is None or original is None:
+        yield
+        return
+    prefect_runner.dbtRunner = functools.partial(original, manifest=manifest)
+    try:
+        yield
+    finally:
+        prefect_runner.dbtRunner = original
+
+
+#: dbt events telling that dbt did not (entirely) use the saved parse.
+_FULL_PARSE_EVENTS = {
+    "UnableToPartialParse",
+    "PartialParsingNotEnabled",
+    "ParsedFileLoadFailed",
+    "PartialParsingError",
+}
+
+
+def _parse(
+    target_dir: Path, vars: dict[str, Any], parse_path: Path
+) -> tuple[Any, str | None, bool]:
+    """Parse the project once for the whole build.
+
+    Returns the manifest (None if the project does not parse), the error, and whether dbt
+    rejected the saved parse (partial_parse.msgpack) and parsed in full.
+
+    The parse sees ``parse_path`` as the DuckDB path, not the build file: dbt keys its
+    partial parse on the profile's connection details, the path included, and every refresh
+    builds a new file (``.build/<run_id>/...``), so the real path would force a full parse
+    each time. ``parse_path`` is fixed and has the build file's name (dbt-duckdb names the
+    catalog, hence every relation, after it); nothing else of the path reaches the parse
+    (the project reads no ``target.path``). The commands then run on the parsed manifest
+    against the build file.
+    """
+    events: set[str] = set()
+
+    def listen(event: Any) -> None:
+        name = event.info.name
+        if name in _FULL_PARSE_EVENTS:
+            events.add(name)
+
+    invoke = _make_invoker(False, target_dir, vars)
+    with _environment({"IVIG_DUCKDB_PATH": str(parse_path)}):
+        result = invoke(["parse"], callbacks=[listen])
+    manifest = getattr(result, "result", None)
+    if not getattr(result, "success", False) or manifest is None:
+        return None, _exception_text(result) or "see the dbt log in the target directory", True
+    return manifest, None, bool(events)
+
+
+def _generate_docs(invoke: Any, manifest: Any, target_dir: Path, *, compiled: bool) -> Any:
+    """``dbt docs generate --static``; without re-compiling when the build compiled it all.
+
+    After a full build and test run, every node of ``manifest`` carries its compiled SQL:
+    the manifest is written as is and the docs only add the catalog (compiling ~240 nodes
+    a third time costs seconds). After a partial selection, docs compile everything.
+    """
+    if compiled:
+        try:
+            from dbt.parser.manifest import write_manifest
+
+            write_manifest(manifest, str(target_dir))
+        except Exception:  # pragma: no cover - fall back to dbt writing it while compiling
+            compiled = False
+    return invoke(["docs", "generate", "--static", *([] if not compiled else ["--no-compile"])])
 
 
 @dataclass
@@ -318,14 +447,18 @@ class _Crashed:
     result: Any = None
 
 
-@contextlib.contextmanager
-def _dbt_environment(database: Path) -> Iterator[None]:
+def _dbt_variables(database: Path) -> dict[str, str]:
     """Point the profile at the build file; keep dbt offline and quiet about tracking."""
-    wanted = {
+    return {
         "IVIG_DUCKDB_PATH": str(database),
         "DO_NOT_TRACK": "1",
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
     }
+
+
+@contextlib.contextmanager
+def _environment(wanted: dict[str, str]) -> Iterator[None]:
+    """Set environment variables for the duration; restore the previous values after."""
     saved = {name: os.environ.get(name) for name in wanted}
     os.environ.update(wanted)
     try:
@@ -336,6 +469,31 @@ def _dbt_environment(database: Path) -> Iterator[None]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+@contextlib.contextmanager
+def _database_held_open(database: Path) -> Iterator[None]:
+    """Keep one DuckDB connection to the build file open while dbt runs; release it all after.
+
+    With ``keep_open: false`` dbt-duckdb opens and closes the database around every node
+    (~280 times per build: reading the catalog and checkpointing each time, ~30 ms apiece).
+    While this connection is open, DuckDB hands those opens a connection to the same
+    in-process database instead, and closes the file only when the last one (this) closes.
+    When the build returns, dbt's handles and this one are closed: no lock outlives it.
+    """
+    import duckdb
+
+    try:
+        # the same configuration as dbt-duckdb's (none), or DuckDB refuses the second one
+        held = duckdb.connect(str(database), read_only=False, config={})
+    except duckdb.Error:  # dbt will report why it cannot open the file
+        held = None
+    try:
+        yield
+    finally:
+        _release_database()
+        if held is not None:
+            held.close()
 
 
 def _release_database() -> None:
@@ -532,6 +690,7 @@ class _ParseCache:
     def __init__(self, cache_dir: Path | None, database: Path, vars: dict[str, Any]):
         self.dir = Path(cache_dir) if cache_dir else DBT_PROJECT_DIR / "target" / "parse-cache"
         self.key = self._key(database, vars)
+        self.stem = database.stem
 
     @staticmethod
     def _key(database: Path, vars: dict[str, Any]) -> str:
@@ -546,6 +705,13 @@ class _ParseCache:
             if path.is_file() and not _SKIP_DIRS.intersection(relative.parts):
                 digest.update(str(relative).encode() + b"\0" + path.read_bytes() + b"\0")
         return digest.hexdigest()
+
+    @property
+    def parse_path(self) -> Path:
+        """The DuckDB path the parse sees (see :func:`_parse`): the same on every run, with
+        the build file's name. Relative, in a folder that does not exist: parsing never
+        opens it, and anything that tried would fail instead of creating a file."""
+        return Path("parse-only") / f"{self.stem}.duckdb"
 
     @property
     def file(self) -> Path:
