@@ -3,13 +3,14 @@
 Usage: python -m benchmarks._refresh_child INBOX WAREHOUSE SUMMARY_JSON
 
 This mirrors `ivig_platform.cli.run_refresh` step for step (the no-change fast path before
-Prefect is imported, then `configure_local_prefect`, then the `refresh` flow with the
-plain progress listener), with timestamps between the steps. The CLI prints one line and
+Prefect is imported, then `cli.prepare_refresh` — Prefect settings, the temporary server
+launched early, the flow imported — then the `refresh` flow with the plain progress
+listener), with timestamps between the steps. The CLI prints one line and
 exits; this prints the flow's returned summary dict (with its per-stage `timings`) as
 JSON on its last line, prefixed with `BENCH_SUMMARY `, and writes it to SUMMARY_JSON.
 
 The environment (IVIG_PSEUDONYM_KEY, no PREFECT_API_URL) comes from the harness. Nothing
-from Prefect is imported before `configure_local_prefect` has set PREFECT_HOME, exactly as
+from Prefect is imported before `prepare_refresh` has set PREFECT_HOME, exactly as
 in the CLI, so the child never touches anyone's own Prefect profile.
 """
 
@@ -54,9 +55,7 @@ def main(argv: list[str]) -> int:
         result = {"unchanged": True, "published": str(published_path(warehouse))}
         marks["refresh_returned"] = _since()
     else:
-        warehouse.mkdir(parents=True, exist_ok=True)
-        cli.configure_local_prefect(warehouse)
-        from flows.refresh import refresh
+        refresh = cli.prepare_refresh(warehouse)
 
         marks["flow_imported"] = _since()
         first_event: list[float] = []

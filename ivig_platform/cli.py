@@ -7,12 +7,11 @@ own Prefect profile.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import secrets
 import shutil
 import sys
-import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -61,27 +60,24 @@ def configure_local_prefect(warehouse: Path) -> None:
         os.environ.setdefault("PREFECT_UI_ENABLED", "false")
 
 
-def start_temporary_server_in_background() -> threading.Thread | None:
-    """Start Prefect's temporary server now, in a thread, when no server is configured.
+def prepare_refresh(warehouse: Path) -> Callable[..., dict]:
+    """Everything a refresh process does before the flow runs; returns the flow.
 
-    The flow would start it at its first API call and wait ~10 s; started here, it comes up
-    while the flow and the heavy modules are imported. It is Prefect's own singleton
-    (`SubprocessASGIServer()`), so the flow's client finds it running and uses it, and
-    Prefect stops it at exit as usual.
+    Prefect's temporary server (when no server is configured) is launched first and the
+    heavy modules are imported in a thread, so both overlap the import of the flow: a
+    refresh spends its first ~10 s waiting for that server otherwise.
     """
-    if os.environ.get("PREFECT_API_URL"):
-        return None
+    from ivig_platform.orchestration.temporary_server import start_temporary_prefect_server
 
-    def start() -> None:
-        from prefect.server.api.server import SubprocessASGIServer
+    warehouse.mkdir(parents=True, exist_ok=True)
+    configure_local_prefect(warehouse)
+    server = start_temporary_prefect_server()
+    from flows.refresh import preload_in_background, refresh
 
-        # on failure the flow's own start tries again and reports it, in Prefect's words
-        with contextlib.suppress(Exception):
-            SubprocessASGIServer().start()
-
-    thread = threading.Thread(target=start, name="ivig-prefect-server", daemon=True)
-    thread.start()
-    return thread
+    preload_in_background()
+    if server is not None:
+        server.wait_until_healthy()
+    return refresh
 
 
 def run_refresh(inbox: Path, warehouse: Path, *, settle_seconds: float = 0,
@@ -97,16 +93,12 @@ def run_refresh(inbox: Path, warehouse: Path, *, settle_seconds: float = 0,
     state = current_state(inbox, key_fingerprint(key), settle_seconds)
     if not force and is_unchanged(warehouse, state):
         return {"unchanged": True, "published": str(published_path(warehouse))}
-    warehouse.mkdir(parents=True, exist_ok=True)
-    configure_local_prefect(warehouse)
-    server = start_temporary_server_in_background()
-    from flows.refresh import preload_in_background, refresh
     from ivig_platform.console import progress_display
 
-    preload_in_background()  # overlaps the heavy imports with Prefect's start
-    if server is not None:
-        server.join()  # the flow must find it running, or it would start a second one
-
+    try:
+        refresh = prepare_refresh(warehouse)
+    except RuntimeError as exc:  # the temporary server would not start
+        fail(f"refresh failed, nothing published: {exc}")
     with progress_display(sys.stdout.isatty()):
         try:
             summary = refresh(inbox=str(inbox.resolve()), warehouse=str(warehouse.resolve()),
