@@ -187,8 +187,9 @@ def write_readme(out: Path) -> Path:
                 points.append((s, rows_of(results[s]), entry["median_s"]))
         seg = "; ".join(f"{n} {c:.1f}" for n, c in marginal(points)) or "–"
         lines.append(f"| {stage} | " + " | ".join(cells) + f" | {seg} |")
-    for label, key in (("outside the flow's `total` (Prefect start, flow-run set-up, "
-                        "artifacts)", "flow_overhead_s"),
+    for label, key in (("outside the flow's `total` (flow-run set-up, artifacts; Prefect's "
+                        "temporary server starts before the flow call, in `startup` below)",
+                        "flow_overhead_s"),
                        ("process teardown (server shutdown)", "teardown_s")):
         cells = [_s(agg[s].get("cold", {}).get(key)) for s in sizes]
         lines.append(f"| {label} | " + " | ".join(cells) + " | |")
