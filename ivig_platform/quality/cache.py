@@ -20,9 +20,14 @@ from pathlib import Path
 import polars as pl
 
 from ivig_platform.landing.land import delivery_dir
-from ivig_platform.quality.gate import GateResult, _drift_parameters, _gate_suites
+from ivig_platform.quality.gate import (
+    PROVENANCE_PARAMETERS,
+    GateResult,
+    _gate_suites,
+    landing_parameters,
+)
 from ivig_platform.quality.pool import PoolStats
-from ivig_platform.quality.pooled import POOL_PREFIX, run_landing_gates
+from ivig_platform.quality.pooled import POOL_PREFIX, Parameters, run_landing_gates
 from ivig_platform.quality.registry import expectations_dir
 
 CACHE_DIR = "_gate"
@@ -36,13 +41,13 @@ def suites_fingerprint() -> str:
     return digest.hexdigest()
 
 
-def gate_key(site_id: str, content_sha256: str, tables: dict[str, pl.DataFrame],
-             pool: PoolStats, fingerprint: str) -> str:
-    parameters, _, skips = _drift_parameters(_gate_suites("landing", None), site_id, tables,
-                                             pool)
+def gate_key(content_sha256: str, fingerprint: str, parameters: Parameters) -> str:
+    """The cache key of a verdict: the delivery, the suites and the drift bounds and skips
+    of its `landing_parameters` (the provenance parameters follow from the delivery)."""
+    values, _, skips = parameters
+    drift = {k: v for k, v in values.items() if k not in PROVENANCE_PARAMETERS.values()}
     material = json.dumps(
-        {"content": content_sha256, "suites": fingerprint, "drift": parameters,
-         "skips": skips},
+        {"content": content_sha256, "suites": fingerprint, "drift": drift, "skips": skips},
         sort_keys=True, default=str,
     )
     return hashlib.sha256(material.encode()).hexdigest()[:32]
@@ -95,8 +100,14 @@ def cached_landing_gates(warehouse: Path, deliveries: list[tuple[str, str, str]]
 
     Returns (result, from_cache) in the order given.
     """
+    suites = _gate_suites("landing", None)
+    parameters = {
+        (site, delivery): landing_parameters(suites, site, delivery, tables[(site, delivery)],
+                                             pool)
+        for site, delivery, _ in deliveries
+    }
     keys = {
-        (site, delivery): gate_key(site, content, tables[(site, delivery)], pool, fingerprint)
+        (site, delivery): gate_key(content, fingerprint, parameters[(site, delivery)])
         for site, delivery, content in deliveries
     }
     found = {
@@ -104,7 +115,8 @@ def cached_landing_gates(warehouse: Path, deliveries: list[tuple[str, str, str]]
         for site, delivery, _ in deliveries
     }
     missing = [(site, delivery) for (site, delivery), hit in found.items() if hit is None]
-    fresh = run_landing_gates([(s, d, tables[(s, d)]) for s, d in missing], pool, run_id)
+    fresh = run_landing_gates([(s, d, tables[(s, d)]) for s, d in missing], pool, run_id,
+                              parameters=parameters)
     for result in fresh:
         write_cached(warehouse, keys[(result.site_id, result.delivery_id)], result)
     fresh_by = {(r.site_id, r.delivery_id): r for r in fresh}

@@ -350,14 +350,15 @@ def _in_suite_order(suite: gx.ExpectationSuite,
     return sorted(outcomes, key=lambda o: order.get(o.check_id, len(order)))
 
 
-def _stamp(result: ExpectationSuiteValidationResult, gate: GateResult, *, asset: str,
-           rows: int, not_evaluated: list[str] | None, **extra: Any) -> None:
+def _stamp(result: ExpectationSuiteValidationResult, run_id: str, validated_at: datetime, *,
+           asset: str, rows: int, site_id: str | None = None, delivery_id: str | None = None,
+           not_evaluated: list[str] | None = None, **extra: Any) -> None:
     """Run and batch details GX's Data Docs show for a validation."""
-    result.meta["run_id"] = RunIdentifier(run_name=gate.run_id, run_time=gate.validated_at)
+    result.meta["run_id"] = RunIdentifier(run_name=run_id, run_time=validated_at)
     result.meta["batch_spec"] = {
         "data_asset_name": asset,
-        "site_id": gate.site_id,
-        "delivery_id": gate.delivery_id,
+        "site_id": site_id,
+        "delivery_id": delivery_id,
         "rows": rows,
         "not_evaluated": not_evaluated or None,
         "batch_data": "in-memory pandas frame converted from Polars",
@@ -380,7 +381,8 @@ def _run_suite(gate: GateResult, suite: gx.ExpectationSuite,
         frame = pl.DataFrame()
     skipped = _skipped(suite, frame, skips)
     result = _gx.validate(_without(suite, set(skipped)), _gx.to_pandas(frame), parameters)
-    _stamp(result, gate, asset=gate.label, rows=frame.height, not_evaluated=sorted(skipped))
+    _stamp(result, gate.run_id, gate.validated_at, asset=gate.label, rows=frame.height,
+           site_id=gate.site_id, delivery_id=gate.delivery_id, not_evaluated=sorted(skipped))
     present = set(frame.columns)
     outcomes = [_outcome(suite.name, r, notes, present) for r in result.results]
     gate.outcomes.extend(_in_suite_order(suite, [*outcomes, *skipped.values()]))

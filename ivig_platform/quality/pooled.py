@@ -273,8 +273,7 @@ def _validate_stack(suite: gx.ExpectationSuite, frames: list[pl.DataFrame],
             for key in ("partial_unexpected_list", "partial_unexpected_counts",
                         "partial_unexpected_index_list"):
                 (pooled.result or {}).pop(key, None)
-    stand_in = GateResult("landing", run_id, None, None, validated_at)
-    _stamp(result, stand_in, asset=label, rows=stack.height, not_evaluated=None,
+    _stamp(result, run_id, validated_at, asset=label, rows=stack.height,
            deliveries=[d.gate.label for d in deliveries])
     return outcomes, SuiteRun(suite.name, label, result, stack.height)
 
@@ -383,23 +382,30 @@ def _gate_suite_pooled(suite: gx.ExpectationSuite, deliveries: list[_Delivery], 
             _run_suite(d.gate, suite, frame, d.parameters, d.notes, d.skips)
 
 
+Parameters = tuple[dict[str, Any], dict[str, str], dict[str, str]]
+
+
 def run_landing_gates(deliveries: list[tuple[str, str, dict[str, pl.DataFrame]]],
                       pool: PoolStats, run_id: str, *,
-                      suites: dict[str, gx.ExpectationSuite] | None = None
+                      suites: dict[str, gx.ExpectationSuite] | None = None,
+                      parameters: dict[tuple[str, str], Parameters] | None = None
                       ) -> list[GateResult]:
     """The landing gate of every (site_id, delivery_id, tables), pooled by suite.
 
     Gives, for each delivery, the outcomes `run_landing_gate` gives on it alone (the
     equivalence is tested); the runs of deliveries judged in a stack point to the stack's
-    validation result, shared.
+    validation result, shared. `parameters`: each delivery's `landing_parameters`, when
+    the caller has them already (the cache keys on them).
     """
     chosen = _gate_suites("landing", suites)
     validated_at = datetime.now(UTC)
+    parameters = parameters or {}
     prepared = []
     for site_id, delivery_id, tables in deliveries:
-        parameters, notes, skips = landing_parameters(chosen, site_id, delivery_id, tables, pool)
+        own, notes, skips = parameters.get((site_id, delivery_id)) or landing_parameters(
+            chosen, site_id, delivery_id, tables, pool)
         gate = GateResult("landing", run_id, site_id, delivery_id, validated_at)
-        prepared.append(_Delivery(gate, tables, parameters, notes, skips))
+        prepared.append(_Delivery(gate, tables, own, notes, skips))
     for suite in chosen:
         _gate_suite_pooled(suite, prepared, run_id, validated_at)
     for d in prepared:
