@@ -20,12 +20,13 @@ CHECKPOINT, after Python and DuckDB are imported. The harness also times the who
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 import time
 import zipfile
 from pathlib import Path
+
+from benchmarks._summary import write_summary
 
 T0 = time.perf_counter()
 
@@ -177,9 +178,7 @@ def main(argv: list[str]) -> int:
     }
     database.unlink(missing_ok=True)
     Path(str(database) + ".wal").unlink(missing_ok=True)
-    text = json.dumps(summary)
-    out.write_text(text)
-    print("BENCH_SUMMARY " + text, flush=True)
+    write_summary(out, summary)
     return 0
 
 

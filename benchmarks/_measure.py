@@ -153,9 +153,11 @@ def last_summary(out_path: Path) -> dict | None:
     """The JSON a child printed on its `BENCH_SUMMARY ` line, if any."""
     import json
 
+    from benchmarks._summary import PREFIX
+
     summary = None
     with contextlib.suppress(OSError):
         for line in Path(out_path).read_text(errors="replace").splitlines():
-            if line.startswith("BENCH_SUMMARY "):
-                summary = json.loads(line[len("BENCH_SUMMARY "):])
+            if line.startswith(PREFIX):
+                summary = json.loads(line[len(PREFIX):])
     return summary

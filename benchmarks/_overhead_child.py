@@ -11,9 +11,10 @@ second is what every further flow run costs once the server is up.
 
 from __future__ import annotations
 
-import json
 import sys
 import time
+
+from benchmarks._summary import write_summary
 
 T0 = time.perf_counter()
 
@@ -50,9 +51,7 @@ def main(argv: list[str]) -> int:
     noop()
     marks["second_flow_run"] = time.perf_counter() - t
     marks["process_until_here"] = time.perf_counter() - T0
-    text = json.dumps(marks)
-    out.write_text(text)
-    print("BENCH_SUMMARY " + text, flush=True)
+    write_summary(out, marks)
     return 0
 
 

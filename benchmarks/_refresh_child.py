@@ -16,9 +16,10 @@ in the CLI, so the child never touches anyone's own Prefect profile.
 
 from __future__ import annotations
 
-import json
 import sys
 import time
+
+from benchmarks._summary import write_summary
 
 T0 = time.perf_counter()
 WALL0 = time.time()
@@ -80,9 +81,7 @@ def main(argv: list[str]) -> int:
     result = dict(result)
     result["bench_marks"] = marks
     result["bench_wall_started"] = WALL0
-    text = json.dumps(result, default=str)
-    out.write_text(text)
-    print("BENCH_SUMMARY " + text, flush=True)
+    write_summary(out, result)
     return 0
 
 

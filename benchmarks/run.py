@@ -342,9 +342,12 @@ def redeliver_one_site(inbox: Path, cold_summary: dict) -> dict:
 
 # --- one scenario ----------------------------------------------------------------------
 
-def run_child(module: str, args: list[str], *, log_base: Path, timeout: float,
-              summary_path: Path) -> dict:
+def run_child(module: str, args: list[str], *, log_base: Path, timeout: float) -> dict:
+    """Run `python -m module *args SUMMARY_JSON` measured; the child writes its result to
+    SUMMARY_JSON (`log_base` with a .json suffix), returned as the sample's `summary`."""
+    summary_path = log_base.with_suffix(".json")
     summary_path.unlink(missing_ok=True)
+    args = [*args, str(summary_path)]
     sample = measure([sys.executable, "-m", module, *args], env=child_env(), cwd=CODE["root"],
                      log_base=log_base, timeout=timeout)
     summary = None
@@ -402,10 +405,8 @@ def rss_by_phase(timeline: list[list[float]], phases: list[tuple[str, float]]) -
 
 
 def refresh_sample(inbox: Path, warehouse: Path, log_base: Path, timeout: float) -> dict:
-    sample = run_child("benchmarks._refresh_child",
-                       [str(inbox), str(warehouse), str(log_base.with_suffix(".json"))],
-                       log_base=log_base, timeout=timeout,
-                       summary_path=log_base.with_suffix(".json"))
+    sample = run_child("benchmarks._refresh_child", [str(inbox), str(warehouse)],
+                       log_base=log_base, timeout=timeout)
     summary = sample.pop("summary") or {}
     marks = summary.get("bench_marks", {})
     sample["unchanged"] = bool(summary.get("unchanged"))
@@ -428,8 +429,9 @@ def refresh_sample(inbox: Path, warehouse: Path, log_base: Path, timeout: float)
         # after the flow returned: interpreter teardown, Prefect's server shutting down
         sample["teardown_s"] = max(0.0, sample["wall_s"] - marks["refresh_returned"])
     if "flow_called" in marks and "total" in sample["stages"]:
-        # the flow call minus its own `total`: Prefect server start, flow-run set-up, the
-        # flow's second fingerprint of the inbox, artifacts and state after `total`
+        # the flow call minus its own `total`: flow-run set-up, the flow's second
+        # fingerprint of the inbox, artifacts and state after `total` (Prefect's temporary
+        # server is started and waited for before the call, by `cli.prepare_refresh`)
         sample["flow_overhead_s"] = (marks["refresh_returned"] - marks["flow_called"]
                                      - sample["stages"]["total"])
     for key in ("accepted", "superseded", "rejected", "rows_landed", "rows_quarantined",
@@ -443,10 +445,8 @@ def refresh_sample(inbox: Path, warehouse: Path, log_base: Path, timeout: float)
 
 
 def floor_sample(inbox: Path, database: Path, log_base: Path, timeout: float) -> dict:
-    sample = run_child("benchmarks._floor_child",
-                       [str(inbox), str(database), str(log_base.with_suffix(".json"))],
-                       log_base=log_base, timeout=timeout,
-                       summary_path=log_base.with_suffix(".json"))
+    sample = run_child("benchmarks._floor_child", [str(inbox), str(database)],
+                       log_base=log_base, timeout=timeout)
     summary = sample.pop("summary") or {}
     sample.update(summary)
     sample.pop("rss_timeline", None)
@@ -524,10 +524,8 @@ def overhead(work: Path, logs: Path, runs: int, timeout: float) -> dict:
         shutil.rmtree(folder, ignore_errors=True)
         for kind in samples:
             log_base = logs / f"overhead-{i}-{kind}"
-            sample = run_child("benchmarks._overhead_child",
-                               [str(folder / "warehouse"), str(log_base.with_suffix(".json"))],
-                               log_base=log_base, timeout=timeout,
-                               summary_path=log_base.with_suffix(".json"))
+            sample = run_child("benchmarks._overhead_child", [str(folder / "warehouse")],
+                               log_base=log_base, timeout=timeout)
             sample.update(sample.pop("summary") or {})
             sample.pop("rss_timeline", None)
             samples[kind].append(sample)
