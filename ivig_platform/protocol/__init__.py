@@ -9,22 +9,29 @@
 Modules: `files` reads the folder, `schema` (contract, privacy, monitoring) and `plan`
 (analysis plans) validate it, `merge` and `amend` apply amendment files, `checks` checks
 across files, `load` puts it together, `fingerprint` identifies it, `diff` compares
-versions, `document` renders the contract document, `cli` is `ivig protocol`.
+versions, `document` renders the contract document, `show` and `cli` are
+`ivig protocol`.
+
+The names below are imported on first use, so `ivig --help` (which registers
+`ivig protocol`) does not pay for pydantic and Polars.
 """
 
-from ivig_platform.protocol.errors import Issue, ProtocolError
-from ivig_platform.protocol.load import (
-    ENV_VARIABLE,
-    Protocol,
-    default_root,
-    load_protocol,
-    plan_fingerprint,
-    plans_in_force,
-)
-from ivig_platform.protocol.plan import Plan
-from ivig_platform.protocol.schema import Contract
+from __future__ import annotations
 
-__all__ = [
-    "ENV_VARIABLE", "Contract", "Issue", "Plan", "Protocol", "ProtocolError", "default_root",
-    "load_protocol", "plan_fingerprint", "plans_in_force",
-]  # fmt: skip
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "ENV_VARIABLE": "load", "Protocol": "load", "default_root": "load",
+    "load_protocol": "load", "plan_fingerprint": "load", "plans_in_force": "load",
+    "Issue": "errors", "ProtocolError": "errors", "Plan": "plan", "Contract": "schema",
+    "render_contract_html": "document", "render_contract_markdown": "document",
+}  # fmt: skip
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)

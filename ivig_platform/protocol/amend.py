@@ -94,7 +94,7 @@ def read_amendment(path: Path, shown: str, issues: list[Issue]) -> Amendment | N
     try:
         header = AmendmentHeader.model_validate(data)
     except ValidationError as exc:
-        issues.extend(issues_from_pydantic(exc.errors(), (), {}, shown))
+        issues.extend(issues_from_pydantic(exc.errors(), (), {}, shown, AmendmentHeader))
         return None
     return Amendment(header, shown, path)
 
@@ -119,8 +119,9 @@ def order_amendments(amendments: list[Amendment], base_version: str,
     known = {base_version, *by_version}
     for a in by_version.values():
         if a.extends not in known:
-            issues.append(Issue(a.file, "extends", f"unknown version {a.extends!r} (known: "
-                                                   f"{', '.join(sorted(known))})"))
+            others = ", ".join(sorted(known - {a.version}))
+            issues.append(Issue(a.file, "extends",
+                                f"unknown version {a.extends!r} (known: {others})"))
     for cycle in _cycles(by_version):
         files = by_version[cycle[0]].file
         issues.append(Issue(files, "extends",

@@ -9,9 +9,13 @@ short ones that say what was expected and what was found
 
 from __future__ import annotations
 
+import types
+import typing
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from pydantic import BaseModel
 
 Loc = tuple[str | int, ...]
 
@@ -134,18 +138,61 @@ def _expected(error: Mapping[str, Any]) -> str:
     return message[:1].lower() + message[1:]
 
 
+def _unwrap(annotation: Any) -> Any:
+    """The type inside Annotated[...] and `X | None`."""
+    while True:
+        origin = typing.get_origin(annotation)
+        if origin is typing.Annotated:
+            annotation = typing.get_args(annotation)[0]
+        elif origin in (typing.Union, types.UnionType):
+            options = [a for a in typing.get_args(annotation) if a is not type(None)]
+            if len(options) != 1:
+                return annotation
+            annotation = options[0]
+        else:
+            return annotation
+
+
+def known_keys(model: type[BaseModel] | None, loc: Sequence[str | int]) -> list[str]:
+    """The keys the model at `loc` (inside `model`) accepts, for an unknown key's message."""
+    annotation: Any = model
+    for part in loc:
+        annotation = _unwrap(annotation)
+        origin = typing.get_origin(annotation)
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            fields = {f.alias or n: f for n, f in annotation.model_fields.items()}
+            if part not in fields:
+                return []
+            annotation = fields[part].annotation
+        elif origin in (tuple, list) and isinstance(part, int):
+            annotation = typing.get_args(annotation)[0]
+        elif origin in (dict, Mapping) and isinstance(part, str):
+            annotation = typing.get_args(annotation)[1]
+        else:
+            return []
+    annotation = _unwrap(annotation)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [f.alias or n for n, f in annotation.model_fields.items()]
+    return []
+
+
 def issues_from_pydantic(
     errors: Iterable[Mapping[str, Any]], prefix: Loc, origins: Mapping[Loc, Origin],
-    default: str,
+    default: str, model: type[BaseModel] | None = None,
 ) -> list[Issue]:
-    """pydantic's errors of the subtree at `prefix`, as Issues naming their files."""
+    """pydantic's errors of the subtree at `prefix` (validated as `model`), as Issues
+    naming their files."""
     found: list[Issue] = []
     for error in errors:
         loc = prefix + tuple(error["loc"])
         file, where = locate(loc, origins, default)
         message = _expected(error)
         custom = error["type"] in ("value_error", "assertion_error")
-        if not custom and error["type"] not in ("missing", "extra_forbidden"):
+        if error["type"] == "extra_forbidden":
+            known = known_keys(model, tuple(error["loc"])[:-1])
+            if known:
+                message += f" (known: {', '.join(known)})"
+        elif not custom and error["type"] != "missing":
             message += f", got {_shown(error.get('input'))}"
         found.append(Issue(file, where, message))
     return found

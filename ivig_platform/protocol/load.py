@@ -180,23 +180,37 @@ class _Issues:
             self.items.append(issue)
 
     def pydantic(self, exc: ValidationError, prefix: Loc, node: VersionNode, default: str,
-                 base_version: str) -> None:
-        for issue in issues_from_pydantic(exc.errors(), prefix, node.origins, default):
-            self.add(_in_version(issue, node, base_version))
+                 model: type[BaseModel]) -> None:
+        for error in exc.errors():
+            loc = prefix + tuple(error["loc"])
+            for issue in issues_from_pydantic([error], prefix, node.origins, default, model):
+                self.add(_in_version(issue, loc, node))
 
-    def findings(self, found: Iterable[tuple[Loc, str]], node: VersionNode, default: str,
-                 base_version: str) -> None:
+    def findings(self, found: Iterable[tuple[Loc, str]], node: VersionNode,
+                 default: str) -> None:
         for loc, message in found:
             file, where = locate_issue(loc, node.origins, default)
-            self.add(_in_version(Issue(file, where, message), node, base_version))
+            self.add(_in_version(Issue(file, where, message), loc, node))
 
 
-def _in_version(issue: Issue, node: VersionNode, base_version: str) -> Issue:
-    """An issue of an amended definition found in an inherited file says which version."""
-    if node.amendment is None or issue.file == node.amendment.file:
+def _in_version(issue: Issue, loc: Loc, node: VersionNode) -> Issue:
+    """An issue of an amended definition points into the amendment where it can.
+
+    A problem inside what the amendment changed (say the windows, whose order an amended
+    post_target_days broke) is reported in the amendment, at the key it wrote; one in an
+    inherited part stays in its file and says which amendment it arose under.
+    """
+    a = node.amendment
+    if a is None or issue.file == a.file:
         return issue
-    return Issue(issue.file, issue.where, f"{issue.message} (as amended by {node.version}, "
-                                          f"{node.amendment.file})")
+    below = [(key, o) for key, o in node.origins.items()
+             if o.file == a.file and key[:len(loc)] == loc]
+    if below:
+        key, origin = min(below, key=lambda item: len(item[0]))
+        path = origin.path[:len(origin.path) - (len(key) - len(loc))]
+        return Issue(a.file, Origin(a.file, path).where(), issue.message)
+    return Issue(issue.file, issue.where,
+                 f"{issue.message} (as amended by {node.version}, {a.file})")
 
 
 def _validated(model: type[BaseModel], tree: Any, key: str, source: Source, issues: _Issues,
@@ -204,7 +218,7 @@ def _validated(model: type[BaseModel], tree: Any, key: str, source: Source, issu
     try:
         return model.model_validate(tree, context=context)
     except ValidationError as exc:
-        issues.pydantic(exc, (key,), base, source.name(""), base.version)
+        issues.pydantic(exc, (key,), base, source.name(""), model)
         return None
 
 
@@ -245,7 +259,7 @@ def build(source: Source, extra_files: Sequence[Path]) -> Protocol:
                 plans.append(Plan.model_validate(node.analysis_tree,
                                                  context={"contract": contract}))
             except ValidationError as exc:
-                issues.pydantic(exc, ("analysis",), node, source.name(""), base.version)
+                issues.pydantic(exc, ("analysis",), node, source.name(""), Plan)
     if plans and info is not None and plans[0].version != info.version:
         issues.add(Issue(source.origins[("analysis",)].file, "version",
                          f"must be the protocol's version {info.version!r}"))
@@ -334,8 +348,8 @@ def _validated_contract(node: VersionNode, source: Source, issues: _Issues,
     try:
         contract = Contract.model_validate(node.contract_tree)
     except ValidationError as exc:
-        issues.pydantic(exc, ("contract",), node, source.name(""), base_version)
+        issues.pydantic(exc, ("contract",), node, source.name(""), Contract)
         return None
     findings = contract_findings(contract)
-    issues.findings(findings, node, source.name(""), base_version)
+    issues.findings(findings, node, source.name(""))
     return None if findings else contract
