@@ -64,6 +64,8 @@ def format_loc(loc: Iterable[str | int]) -> str:
     """`fields[3].constraints.maximum`: keys joined by dots, list positions in brackets."""
     text = ""
     for part in loc:
+        if part == "[key]":  # pydantic's marker of a mapping key's own error
+            continue
         if isinstance(part, int):
             text += f"[{part}]"
         else:
@@ -126,6 +128,8 @@ def _expected(error: Mapping[str, Any]) -> str:
               "less_than_equal": "≤"}
     if kind in bounds:
         limit = next(iter(ctx.values()), "?")
+        if isinstance(limit, float) and limit.is_integer():
+            limit = int(limit)
         return f"must be {bounds[kind]} {limit}"
     if kind == "string_pattern_mismatch":
         pattern = str(ctx.get("pattern", ""))

@@ -180,11 +180,16 @@ class _Issues:
             self.items.append(issue)
 
     def pydantic(self, exc: ValidationError, prefix: Loc, node: VersionNode, default: str,
-                 model: type[BaseModel]) -> None:
+                 model: type[BaseModel], note: str | None = None) -> None:
+        """`note` is added to issues outside `node`'s own amendment (the contract a plan
+        was checked against, when an amendment changed it)."""
         for error in exc.errors():
             loc = prefix + tuple(error["loc"])
             for issue in issues_from_pydantic([error], prefix, node.origins, default, model):
-                self.add(_in_version(issue, loc, node))
+                issue = _in_version(issue, loc, node)
+                if note and (node.amendment is None or issue.file != node.amendment.file):
+                    issue = Issue(issue.file, issue.where, f"{issue.message} ({note})")
+                self.add(issue)
 
     def findings(self, found: Iterable[tuple[Loc, str]], node: VersionNode,
                  default: str) -> None:
@@ -251,6 +256,9 @@ def build(source: Source, extra_files: Sequence[Path]) -> Protocol:
     contracts, contract_version = _contracts(nodes, source, issues)
     contract = contracts.get(contract_version)
     plans: list[Plan] = []
+    amended_by = nodes[contract_version].amendment
+    note = None if amended_by is None else (
+        f"checked against the contract in force, {contract_version} of {amended_by.file}")
     if contract is not None:
         for node in nodes.values():
             if not node.makes_plan:
@@ -259,7 +267,7 @@ def build(source: Source, extra_files: Sequence[Path]) -> Protocol:
                 plans.append(Plan.model_validate(node.analysis_tree,
                                                  context={"contract": contract}))
             except ValidationError as exc:
-                issues.pydantic(exc, ("analysis",), node, source.name(""), Plan)
+                issues.pydantic(exc, ("analysis",), node, source.name(""), Plan, note)
     if plans and info is not None and plans[0].version != info.version:
         issues.add(Issue(source.origins[("analysis",)].file, "version",
                          f"must be the protocol's version {info.version!r}"))
@@ -337,14 +345,14 @@ def _contracts(nodes: dict[str, VersionNode], source: Source,
             if own in contracts:
                 contracts[version] = contracts[own]
             continue
-        contract = _validated_contract(node, source, issues, base_version)
+        contract = _validated_contract(node, source, issues)
         if contract is not None:
             contracts[version] = contract
     return contracts, in_force
 
 
-def _validated_contract(node: VersionNode, source: Source, issues: _Issues,
-                        base_version: str) -> Contract | None:
+def _validated_contract(node: VersionNode, source: Source,
+                        issues: _Issues) -> Contract | None:
     try:
         contract = Contract.model_validate(node.contract_tree)
     except ValidationError as exc:
