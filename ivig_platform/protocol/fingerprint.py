@@ -1,10 +1,10 @@
 """Fingerprints of the protocol: sha256 of a canonical JSON of the parsed definition.
 
-They are taken of what was parsed and validated, not of file bytes, so comments, key
-order within a model, quoting and layout do not matter, while any value does (`5` and
-`5.0` of a number are the same value). Keys keep the order the models define; the
-entries of a mapping keep the order they were written in, since that order means
-something where it is used (a vocabulary's codes are its subgroups' order).
+They are taken of what was parsed and validated, not of file bytes, so comments, layout,
+quoting and the order of keys in a mapping do not matter, while any value does (`5` and
+`5.0` of a number are the same value). Order that means something is kept: lists (the
+fields of a table, the measures, the rules) and the codes of a vocabulary, whose order is
+the order of its subgroups.
 """
 
 from __future__ import annotations
@@ -17,19 +17,23 @@ from typing import Any
 from pydantic import BaseModel
 
 
-def plain(value: Any) -> Any:
-    """JSON-ready data: models by their aliases (as written in the files), dates as ISO."""
+def plain(value: Any, canonical: bool = False) -> Any:
+    """JSON-ready data: models by their aliases (as written in the files), dates as ISO.
+
+    `canonical` writes order-significant mappings as lists of pairs (see `OrderedMap`).
+    """
     if isinstance(value, BaseModel):
-        return value.model_dump(mode="json", by_alias=True)
+        return value.model_dump(mode="json", by_alias=True, context={"canonical": canonical})
     if isinstance(value, Mapping):
-        return {str(k): plain(v) for k, v in value.items()}
+        return {str(k): plain(v, canonical) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [plain(v) for v in value]
+        return [plain(v, canonical) for v in value]
     return value
 
 
 def canonical_json(value: Any) -> str:
-    return json.dumps(plain(value), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return json.dumps(plain(value, canonical=True), ensure_ascii=False, sort_keys=True,
+                      separators=(",", ":"), allow_nan=False)
 
 
 def fingerprint(value: Any) -> str:

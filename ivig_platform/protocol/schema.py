@@ -52,10 +52,21 @@ def _freeze(mapping: Mapping[Any, Any]) -> Mapping[Any, Any]:
     return MappingProxyType(dict(mapping))
 
 
-#: A read-only mapping that keeps its order and serialises as a plain dict.
+def _ordered(value: Mapping[Any, Any], handler: Any, info: Any) -> Any:
+    data = handler(dict(value))
+    if (info.context or {}).get("canonical"):
+        return [[k, v] for k, v in data.items()]
+    return data
+
+
+#: A read-only mapping whose order does not matter; serialises as a plain dict.
 FrozenMap = Annotated[
     Mapping[K, V], AfterValidator(_freeze), WrapSerializer(lambda v, handler: handler(dict(v)))
 ]
+#: A read-only mapping whose order means something (a vocabulary's codes are the order of
+#: its subgroups); in the canonical form of fingerprints it is a list of pairs, so sorting
+#: keys cannot hide a change of order.
+OrderedMap = Annotated[Mapping[K, V], AfterValidator(_freeze), WrapSerializer(_ordered)]
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
 CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_]*$"
@@ -302,7 +313,7 @@ class Category(Model):
 class Vocabulary(Model):
     """Canonical codes (in order) and every spelling that maps to each."""
 
-    codes: FrozenMap[Code, Category] = Field(min_length=1)
+    codes: OrderedMap[Code, Category] = Field(min_length=1)
 
     @model_validator(mode="after")
     def _unambiguous(self) -> Vocabulary:

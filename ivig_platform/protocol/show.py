@@ -33,11 +33,17 @@ def console(file=None) -> Console:  # noqa: ANN001 - a text stream
 
 
 def _table(title: str, columns: Iterable[str], rows: Iterable[Iterable[str]],
-           plain: bool, ratios: Iterable[int] | None = None) -> Table:
+           plain: bool, first_width: int | None = None) -> Table:
+    """A table; `first_width` keeps the first column that wide (keys that should not wrap)."""
     table = Table(title=Text(title, style="bold"), title_justify="left",
-                  box=box.ASCII if plain else box.SIMPLE_HEAD, expand=ratios is not None)
-    for column, ratio in zip(columns, ratios or [None] * 99, strict=False):
-        table.add_column(column, overflow="fold", ratio=ratio)
+                  box=box.ASCII if plain else box.SIMPLE_HEAD, expand=first_width is not None)
+    for i, column in enumerate(columns):
+        if first_width is None:
+            table.add_column(column, overflow="fold")
+        elif i == 0:
+            table.add_column(column, overflow="fold", width=first_width)
+        else:  # the other columns share what is left
+            table.add_column(column, overflow="fold", ratio=1)
     for row in rows:
         table.add_row(*(Text(cell.replace("`", "")) for cell in row))
     return table
@@ -128,5 +134,6 @@ def plan_view(plan: Plan, plain: bool) -> Iterator[RenderableType]:
 def diff_view(old: str, new: str, changes: list[Change], plain: bool) -> RenderableType:
     if not changes:
         return Text(f"{new} changes nothing against {old}")
+    width = min(max(len(c.key) for c in changes), WIDTH // 2)
     return _table(f"{old} → {new}: {len(changes)} change(s)", ("key", old, new),
-                  [(c.key, c.old, c.new) for c in changes], plain, ratios=(3, 2, 2))
+                  [(c.key, c.old, c.new) for c in changes], plain, first_width=width)
