@@ -174,8 +174,8 @@ class _Issues:
         self.unreadable = unreadable  # files already reported as unreadable
 
     def add(self, issue: Issue) -> None:
-        if issue.file in self.unreadable and issue.where:
-            return  # the file's own "missing"/"not YAML" issue says it
+        if issue.file in self.unreadable:
+            return  # the file's own "missing"/"not YAML"/line issue says it
         if issue not in self.items:
             self.items.append(issue)
 
@@ -229,7 +229,9 @@ def _validated(model: type[BaseModel], tree: Any, key: str, source: Source, issu
 
 def build(source: Source, extra_files: Sequence[Path]) -> Protocol:
     """Validate `source` with its amendments and `extra_files`; ProtocolError if unusable."""
-    unreadable = {i.file for i in source.issues if not i.where or "YAML" in i.message}
+    if not source.root.is_dir():
+        raise ProtocolError(source.issues)
+    unreadable = {i.file for i in source.issues}  # fix what cannot be read first
     issues = _Issues(unreadable)
     for issue in source.issues:
         issues.items.append(issue)
