@@ -24,6 +24,7 @@ from ivig_platform.landing.pseudonym import (
     key_fingerprint,
     load_key,
 )
+from ivig_platform.protocol.cli import app as protocol_app
 from ivig_platform.warehouse.publish import published_path
 from ivig_platform.warehouse.state import current_state, is_unchanged
 
@@ -32,6 +33,8 @@ app = typer.Typer(
     no_args_is_help=True,
     help="IVIG-in-SSc study platform: land site extracts, build the marts, publish DuckDB.",
 )
+
+app.add_typer(protocol_app, name="protocol")
 
 DEMO_KEY_FILE = ".pseudonym_key"
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 STATE_FILE = "_last_refresh.json"
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]
-CODE_FOLDERS = ("ivig_platform", "flows", "dbt_project", "expectations")
+CODE_FOLDERS = ("ivig_platform", "flows", "dbt_project", "expectations", "protocol")
 CODE_SUFFIXES = {".py", ".sql", ".yml", ".yaml", ".csv", ".json", ".md"}
 
 
