@@ -1,9 +1,13 @@
 """Landing of one delivery: read, check, pseudonymise, write Parquet and a manifest.
 
 The manifest is the delivery's record in the warehouse (status, reason, counts, content
-hash). It is written last, after the Parquet files are in place, so a delivery whose
-manifest exists is completely landed; a crash half-way leaves no manifest and the next
-refresh lands the delivery again.
+hash, and the size and SHA-256 of every file it names). Each call lands into a staging
+folder of its own and writes the manifest last, after every file was written, read back
+and verified; the finished folder is then swapped into place (staging.py). A crash
+half-way leaves only a staging folder, which nothing reads and `remove_stale_partials`
+removes. A landing whose files do not match its manifest is never used as is: landing
+redoes it from the inbox, and `landed_manifests` records it as rejected
+(`damaged_landing`) when the inbox folder is gone.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import hashlib
 import json
 import re
 import shutil
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from urllib.parse import quote
@@ -20,14 +24,30 @@ from urllib.parse import quote
 import polars as pl
 
 from ivig_platform.landing.contract import TABLES
+from ivig_platform.landing.integrity import (
+    FileRecord,
+    file_problems,
+    legacy_problems,
+    write_verified,
+)
 from ivig_platform.landing.pseudonym import key_fingerprint, pseudonym_expr
 from ivig_platform.landing.readers import DeliveryRejected, RawTable, read_delivery, sha256_file
 from ivig_platform.landing.rules import check_delivery
 from ivig_platform.landing.schema import QUARANTINE, landed_schema
+from ivig_platform.landing.staging import (
+    REPLACED,
+    new_staging,
+    swap_into_place,
+    temporary_target,
+)
 
 # Bump when landing's output for the same input changes, so old landings are redone.
-LANDING_VERSION = "1"
+# 2: manifests list their files with size and SHA-256 (`landed_files`).
+LANDING_VERSION = "2"
 MANIFEST = "_manifest.json"
+QUARANTINE_FILE = "quarantine.parquet"
+# The files every landed delivery has; a rejected one has only its manifest.
+LANDED_FILES = [f"{name}.parquet" for name in TABLES] + [QUARANTINE_FILE]
 SITE_ID = re.compile(r"^[a-z0-9_-]{2,32}$")
 
 
@@ -49,6 +69,9 @@ class Manifest:
     files: dict[str, str] = field(default_factory=dict)
     formats: dict[str, str] = field(default_factory=dict)
     dropped_columns: list[str] = field(default_factory=list)
+    # file name -> {"bytes", "sha256"} of every file beside the manifest; None in manifests
+    # written before landing version 2, which did not record them.
+    landed_files: dict[str, FileRecord] | None = None
 
     @property
     def rejection_code(self) -> str | None:
@@ -113,17 +136,65 @@ def landed_manifests(warehouse: Path) -> list[Manifest]:
     """Every delivery landing has recorded: the warehouse, not the inbox, is the record.
 
     Hospitals' inbox folders get archived or cleaned; a site's accepted delivery must stay
-    in force after its folder is gone.
+    in force after its folder is gone. A landing whose files do not match its manifest
+    comes back as rejected (`damaged_landing`), so it is never gated or built as is, and
+    the site's previous delivery stays in force. Staging and set-aside folders are never
+    read: only a manifest in its own delivery's folder counts.
     """
-    return [
-        Manifest.from_json(path.read_text())
-        for path in sorted((warehouse / "landing").glob(f"site=*/delivery=*/{MANIFEST}"))
-    ]
+    manifests: list[Manifest] = []
+    for folder in sorted((warehouse / "landing").glob("site=*/delivery=*")):
+        if not folder.is_dir() or temporary_target(folder) is not None:
+            continue
+        manifest = read_manifest(folder)
+        if manifest is None:
+            continue  # no manifest: never completely landed (or cleared), nothing to use
+        if delivery_dir(warehouse, manifest.site_id, manifest.delivery_id) == folder:
+            manifests.append(checked_manifest(manifest, folder))
+    return manifests
+
+
+def landing_problems(manifest: Manifest, folder: Path) -> list[str]:
+    """What is wrong with the files of a landing, compared with its manifest."""
+    if manifest.landed_files is None:
+        if manifest.status != "landed":
+            return []
+        counts = {f"{name}.parquet": c["landed"] for name, c in manifest.tables.items()}
+        counts[QUARANTINE_FILE] = manifest.rows_quarantined
+        return legacy_problems(folder, {name: counts.get(name, -1) for name in LANDED_FILES})
+    expected = LANDED_FILES if manifest.status == "landed" else []
+    return file_problems(folder, manifest.landed_files, expected)
+
+
+def checked_manifest(manifest: Manifest, folder: Path) -> Manifest:
+    """The manifest as the record of its delivery: rejected when its files do not match.
+
+    A manifest older than `landed_files` (landing version 1) whose delivery was not landed
+    again — its inbox folder is gone — is checked as far as it can be: every file present
+    and each Parquet file's row count as the manifest says. If that holds it stays in
+    force, since rejecting it would drop the site's data for want of a hash that the old
+    version never wrote; if not, the reason says that the bytes could not be verified.
+    """
+    problems = landing_problems(manifest, folder)
+    if not problems:
+        return manifest
+    legacy = manifest.landed_files is None
+    reason = "damaged_landing: " + "; ".join(problems) + (
+        " (landed by an earlier version that recorded no file hashes, so only the files' "
+        "presence and row counts could be checked)" if legacy else ""
+    ) + "; the inbox folder is needed to land it again"
+    return replace(manifest, status="rejected", reason=reason, rows_landed=0,
+                   rows_quarantined=0, tables={})
 
 
 def read_manifest(folder: Path) -> Manifest | None:
+    """The manifest in `folder`; None when there is none or it cannot be read."""
     path = folder / MANIFEST
-    return Manifest.from_json(path.read_text()) if path.exists() else None
+    try:
+        return Manifest.from_json(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (ValueError, TypeError):  # cut short or edited by hand: not a record
+        return None
 
 
 def is_current(manifest: Manifest | None, content: str, fingerprint: str) -> bool:
@@ -132,6 +203,40 @@ def is_current(manifest: Manifest | None, content: str, fingerprint: str) -> boo
         and manifest.content_sha256 == content
         and manifest.landing_version == LANDING_VERSION
         and manifest.key_fingerprint == fingerprint
+        and manifest.landed_files is not None
+    )
+
+
+def remove_stale_partials(warehouse: Path) -> list[Path]:
+    """Remove the staging and set-aside folders of landings that never finished.
+
+    Call it only while no landing into `warehouse` runs (the refresh holds its run lock):
+    a staging folder of a running landing looks the same as a dead one. A set-aside
+    folder whose delivery has no landing in place — the process died between the two
+    renames of a swap — is put back instead, when its files match its manifest, so a
+    site whose inbox folder is gone keeps its data. Returns the folders removed.
+    """
+    removed: list[Path] = []
+    for folder in sorted((warehouse / "landing").glob("site=*/*")):
+        temporary = temporary_target(folder)
+        if temporary is None or not folder.is_dir():
+            continue
+        kind, target_name = temporary
+        target = folder.with_name(target_name)
+        if kind == REPLACED and not target.exists() and _restorable(warehouse, folder, target):
+            folder.rename(target)
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(folder)
+    return removed
+
+
+def _restorable(warehouse: Path, folder: Path, target: Path) -> bool:
+    manifest = read_manifest(folder)
+    return (
+        manifest is not None
+        and delivery_dir(warehouse, manifest.site_id, manifest.delivery_id) == target
+        and not landing_problems(manifest, folder)
     )
 
 
@@ -181,14 +286,16 @@ def land_delivery(delivery: Delivery, warehouse: Path, key: bytes,
     """Land one delivery (or find it already landed) and return its manifest.
 
     Never raises for bad input: a delivery that cannot be used comes back with status
-    `rejected` and a reason; the caller carries on with the other sites.
+    `rejected` and a reason; the caller carries on with the other sites. A landing in
+    place is reused only when it is current and its files match its manifest; anything
+    else is landed again. The staging folder is removed whatever happens.
     """
     now = now or datetime.now(UTC)
     target = delivery_dir(warehouse, delivery.site_id, delivery.delivery_id)
     content = content_hash(delivery.path)
     fingerprint = key_fingerprint(key)
     existing = read_manifest(target)
-    if is_current(existing, content, fingerprint):
+    if is_current(existing, content, fingerprint) and not landing_problems(existing, target):
         return existing
     manifest = Manifest(
         site_id=delivery.site_id,
@@ -201,29 +308,31 @@ def land_delivery(delivery: Delivery, warehouse: Path, key: bytes,
         delivery_date=delivery_date(delivery.delivery_id, now.date()).isoformat(),
         landed_at=now.isoformat(),
     )
-    staging = target.with_name(target.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
+    staging = new_staging(target)
     try:
-        _land_into(delivery, staging, key, now, manifest)
-    except DeliveryRejected as rejected:
+        try:
+            manifest.landed_files = _land_into(delivery, staging, key, now, manifest)
+        except DeliveryRejected as rejected:
+            shutil.rmtree(staging)
+            staging.mkdir()
+            manifest.status = "rejected"
+            manifest.reason = str(rejected)
+            manifest.rows_landed = manifest.rows_quarantined = 0
+            manifest.tables = {}
+            manifest.landed_files = {}
+        if content_hash(delivery.path) != content:
+            raise DeliveryChanged(f"{delivery.label} changed while it was being landed")
+        # Last: the manifest exists only once every file it lists was verified.
+        (staging / MANIFEST).write_text(manifest.to_json())
+        swap_into_place(staging, target)
+    finally:
         shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(parents=True)
-        manifest.status = "rejected"
-        manifest.reason = str(rejected)
-        manifest.rows_landed = manifest.rows_quarantined = 0
-        manifest.tables = {}
-    if content_hash(delivery.path) != content:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise DeliveryChanged(f"{delivery.label} changed while it was being landed")
-    (staging / MANIFEST).write_text(manifest.to_json())
-    shutil.rmtree(target, ignore_errors=True)
-    staging.rename(target)
     return manifest
 
 
 def _land_into(delivery: Delivery, folder: Path, key: bytes, now: datetime,
-               manifest: Manifest) -> None:
+               manifest: Manifest) -> dict[str, FileRecord]:
+    """Write the delivery's Parquet files into `folder`; return their verified records."""
     if not SITE_ID.match(delivery.site_id):
         raise DeliveryRejected(
             "invalid_site_id",
@@ -243,10 +352,11 @@ def _land_into(delivery: Delivery, folder: Path, key: bytes, now: datetime,
     ids = pl.concat([checked[name].landed.get_column("patient_id") for name in TABLES])
     patient_key = pseudonym_expr(ids, key, delivery.site_id)
     quarantined: list[pl.DataFrame] = []
+    files: dict[str, FileRecord] = {}
     for name in TABLES:
         raw, result = raw_tables[name], checked[name]
         landed = _landed(result.landed, raw, delivery, now, patient_key)
-        landed.write_parquet(folder / f"{name}.parquet")
+        files[f"{name}.parquet"] = write_verified(landed, folder / f"{name}.parquet")
         bad = _quarantine(result.quarantined, raw, delivery)
         quarantined.append(bad)
         manifest.tables[name] = {
@@ -254,6 +364,7 @@ def _land_into(delivery: Delivery, folder: Path, key: bytes, now: datetime,
             "landed": landed.height,
             "quarantined": bad.height,
         }
-    pl.concat(quarantined).write_parquet(folder / "quarantine.parquet")
+    files[QUARANTINE_FILE] = write_verified(pl.concat(quarantined), folder / QUARANTINE_FILE)
     manifest.rows_landed = sum(t["landed"] for t in manifest.tables.values())
     manifest.rows_quarantined = sum(t["quarantined"] for t in manifest.tables.values())
+    return files
