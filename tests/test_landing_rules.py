@@ -106,6 +106,7 @@ def test_row_rule_quarantines_the_row(case, rule_cases):
     assert record["rule"] == case["rule"]
     assert record["value"] == (case["value"] or None)
     assert f"{case['column']}: {case['rule']}" in record["detail"]
+    assert (case.get("detail") or "") in record["detail"]
     assert source_row not in landed_source_rows(warehouse, delivery, table)
 
 

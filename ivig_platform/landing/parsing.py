@@ -71,7 +71,12 @@ def parse_date(expr: pl.Expr) -> pl.Expr:
 
 
 def parse_number(expr: pl.Expr, style: NumberStyle) -> pl.Expr:
-    """A decimal in the file's convention; anything else (`1.5` in a `;` file) is null."""
+    """A decimal in the file's convention; anything else (`1.5` in a `;` file) is null.
+
+    A number too large for a double (`1e400`, or 400 digits) would read as infinity: it
+    is not a number anyone measured, so it is null (and quarantined as `invalid_number`)
+    rather than a value that passes `> 0` and breaks every mean downstream.
+    """
     s = expr.str.strip_chars()
     if style == "spanish":
         ok = s.str.contains(_SPANISH_NUMBER)
@@ -79,7 +84,8 @@ def parse_number(expr: pl.Expr, style: NumberStyle) -> pl.Expr:
     else:
         ok = s.str.contains(_DOT_NUMBER)
         canonical = s
-    return pl.when(ok).then(canonical.cast(pl.Float64, strict=False)).otherwise(None)
+    number = canonical.cast(pl.Float64, strict=False)
+    return pl.when(ok & number.is_finite()).then(number).otherwise(None)
 
 
 def parse_mrc(expr: pl.Expr) -> pl.Expr:

@@ -35,6 +35,7 @@ from ivig_platform.landing.parsing import (
     parse_number,
 )
 from ivig_platform.landing.readers import SOURCE_ROW, RawTable
+from ivig_platform.landing.schema import landed_schema
 
 EARLIEST_DATE = date(1900, 1, 1)
 # Prefix of the text columns kept for quarantine values: the cell as written, trimmed, and
@@ -48,6 +49,12 @@ class Check:
     rule: str
     column: str
     violated: pl.Expr
+    note: str | None = None  # said after the rule in `detail` (e.g. the limit broken)
+
+    @property
+    def detail(self) -> str:
+        text = f"{self.column}: {self.rule}"
+        return f"{text} ({self.note})" if self.note else text
 
 
 @dataclass
@@ -115,6 +122,8 @@ def field_checks(table: Table, style: NumberStyle, delivery_date: date) -> list[
             if column.kind == "integer":
                 checks.append(Check("not_integer", column.name, typed != typed.floor()))
             checks.append(Check("out_of_range", column.name, _outside(typed, column)))
+            if column.kind == "integer":
+                checks.append(_beyond_storage(typed, table.name, column.name))
         elif column.kind in ("category", "yesno"):
             checks.append(Check("invalid_category", column.name, present & typed.is_null()))
         elif column.kind == "list":
@@ -128,6 +137,19 @@ def field_checks(table: Table, style: NumberStyle, delivery_date: date) -> list[
             if column.not_null:
                 checks.append(Check("required", column.name, typed.list.len() == 0))
     return checks
+
+
+def _beyond_storage(value: pl.Expr, table: str, column: str) -> Check:
+    """An integer the landed type cannot hold (cycle 1e10) is out of range, not a crash.
+
+    The contract gives cycle_number no upper bound; the landed INTEGER does.
+    """
+    dtype = landed_schema(table)[column]
+    low, high = pl.select(dtype.min().alias("low"), dtype.max().alias("high")).row(0)
+    return Check(
+        "out_of_range", column, (value < low) | (value > high),
+        note=f"the landed column holds whole numbers from {low} to {high}",
+    )
 
 
 def _outside(value: pl.Expr, column: Column) -> pl.Expr:
@@ -241,7 +263,7 @@ def first_violation(frame: pl.DataFrame, table: Table, checks: list[Check]) -> p
     )
     detail = pl.concat_str(
         [
-            pl.when(v).then(pl.lit(f"{c.column}: {c.rule}"))
+            pl.when(v).then(pl.lit(c.detail))
             for c, v in zip(ranked, violated, strict=True)
         ],
         separator="; ",
