@@ -28,6 +28,7 @@ from ivig_platform.landing.contract import (
 from ivig_platform.landing.parsing import (
     NumberStyle,
     blank_to_null,
+    clean_code,
     fold_expr,
     fold_unit,
     parse_date,
@@ -97,7 +98,9 @@ def _typed(column: Column, style: NumberStyle) -> pl.Expr:
             .list.unique()
             .list.sort()
         )
-    return text  # id, text, value: kept as text here
+    if column.kind == "id":
+        return clean_code(text)  # matched across tables and pseudonymised as cleaned
+    return text  # text, value: kept as text here (value is parsed per measure)
 
 
 def field_checks(table: Table, style: NumberStyle, delivery_date: date) -> list[Check]:
