@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
 from dataclasses import asdict, dataclass, field, replace
@@ -30,6 +31,7 @@ from ivig_platform.landing.integrity import (
     legacy_problems,
     write_verified,
 )
+from ivig_platform.landing.links import unsafe_folder, unsafe_link
 from ivig_platform.landing.pseudonym import key_fingerprint, pseudonym_expr
 from ivig_platform.landing.readers import DeliveryRejected, RawTable, read_delivery, sha256_file
 from ivig_platform.landing.rules import check_delivery
@@ -114,14 +116,35 @@ def content_hash(folder: Path) -> str:
     """A delivery's identity is its files' names and bytes, not its folder's timestamps.
 
     The `_READY` marker is a signal, not content: adding it does not make a new delivery.
+    A symbolic link counts by where it points, never by what it points at: hashing must
+    not open a file that landing may refuse to read (links.py). `rglob` does not descend
+    into linked folders.
     """
     digest = hashlib.sha256()
-    files = (p for p in folder.rglob("*") if p.is_file() and p.name != "_READY")
-    for path in sorted(files):
+    entries = (p for p in folder.rglob("*")
+               if (p.is_symlink() or p.is_file()) and p.name != "_READY")
+    for path in sorted(entries):
         digest.update(str(path.relative_to(folder)).encode())
         digest.update(b"\0")
-        digest.update(sha256_file(path).encode())
+        if path.is_symlink():
+            digest.update(b"link\0" + os.fsencode(os.readlink(path)))
+        else:
+            digest.update(sha256_file(path).encode())
     return digest.hexdigest()
+
+
+def _identity(delivery: Delivery) -> tuple[str, str | None]:
+    """The delivery's content hash, and why its folder must not be read (None: it may).
+
+    A delivery folder reached through a link out of place is refused unread: its identity
+    is where the link leads, so a changed link is a new delivery and an unchanged one is
+    not refused again on every refresh.
+    """
+    refused = unsafe_folder(delivery.path, delivery.path.parent.parent)
+    if refused is None:
+        return content_hash(delivery.path), None
+    where = os.fsencode(str(delivery.path.resolve()))
+    return hashlib.sha256(b"refused folder\0" + where).hexdigest(), refused
 
 
 def delivery_date(delivery_id: str, today: date) -> date:
@@ -292,7 +315,7 @@ def land_delivery(delivery: Delivery, warehouse: Path, key: bytes,
     """
     now = now or datetime.now(UTC)
     target = delivery_dir(warehouse, delivery.site_id, delivery.delivery_id)
-    content = content_hash(delivery.path)
+    content, refused = _identity(delivery)
     fingerprint = key_fingerprint(key)
     existing = read_manifest(target)
     if is_current(existing, content, fingerprint) and not landing_problems(existing, target):
@@ -311,6 +334,8 @@ def land_delivery(delivery: Delivery, warehouse: Path, key: bytes,
     staging = new_staging(target)
     try:
         try:
+            if refused is not None:
+                raise DeliveryRejected("unsafe_file", refused)
             manifest.landed_files = _land_into(delivery, staging, key, now, manifest)
         except DeliveryRejected as rejected:
             shutil.rmtree(staging)
@@ -320,7 +345,7 @@ def land_delivery(delivery: Delivery, warehouse: Path, key: bytes,
             manifest.rows_landed = manifest.rows_quarantined = 0
             manifest.tables = {}
             manifest.landed_files = {}
-        if content_hash(delivery.path) != content:
+        if _identity(delivery)[0] != content:
             raise DeliveryChanged(f"{delivery.label} changed while it was being landed")
         # Last: the manifest exists only once every file it lists was verified.
         (staging / MANIFEST).write_text(manifest.to_json())
@@ -338,6 +363,9 @@ def _land_into(delivery: Delivery, folder: Path, key: bytes, now: datetime,
             "invalid_site_id",
             f"site folder {delivery.site_id!r} is not 2-32 characters of a-z 0-9 - _",
         )
+    link = unsafe_link(delivery.path, delivery.path.parent.parent)
+    if link is not None:
+        raise DeliveryRejected("unsafe_file", link)
     raw_tables = read_delivery(delivery.path)
     manifest.source_rows = sum(t.source_rows for t in raw_tables.values())
     manifest.files = {t.source_file: t.file_sha256 for t in raw_tables.values()}
