@@ -169,6 +169,7 @@ CONTRACT: dict[str, Table] = {
 # The order in which rules are reported when a row breaks several: the first wins.
 RULE_ORDER: tuple[str, ...] = (
     "malformed_row",
+    "formula_without_value",  # XLSX: a formula cell with no cached value
     "required",
     "invalid_date",
     "date_out_of_range",

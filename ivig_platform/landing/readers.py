@@ -19,9 +19,12 @@ import polars as pl
 
 from ivig_platform.landing.contract import CONTRACT, TABLES, Table
 from ivig_platform.landing.parsing import NumberStyle, fold_header
+from ivig_platform.landing.xlsx_formulas import formulas_without_value
 
 XLSX_NAME = "extract.xlsx"
 SOURCE_ROW = "_source_row"
+# Prefix of the hidden columns holding, per row, the formula of a cell without a value.
+FORMULA = "__formula_"
 
 
 class DeliveryRejected(Exception):
@@ -38,7 +41,9 @@ class RawTable:
     """One table of a delivery as the hospital wrote it, columns renamed to the contract."""
 
     name: str
-    frame: pl.DataFrame  # canonical column names, all Utf8, plus `_source_row` (1-based)
+    # Canonical column names, all Utf8, plus `_source_row` (1-based); XLSX tables also
+    # `__formula_<column>` where a formula cell has no value.
+    frame: pl.DataFrame
     source_file: str
     file_sha256: str
     number_style: NumberStyle
@@ -180,7 +185,13 @@ def read_csv_table(table: Table, path: Path) -> RawTable:
 
 
 def read_xlsx_tables(path: Path) -> dict[str, RawTable]:
-    """One sheet per table. Cells are read as text: dates as ISO, numbers with a `.`."""
+    """One sheet per table. Cells are read as text: dates as ISO, numbers with a `.`.
+
+    A formula cell without a cached value reads as empty; its row is kept (even when
+    nothing else in it has a value) and the formula goes into a hidden column
+    `__formula_<column>`, so the rules quarantine the row as `formula_without_value`
+    instead of landing a NULL nobody wrote.
+    """
     import fastexcel
 
     source = path.name
@@ -188,6 +199,7 @@ def read_xlsx_tables(path: Path) -> dict[str, RawTable]:
     try:
         reader = fastexcel.read_excel(str(path))
         sheets = {fold_header(name): name for name in reader.sheet_names}
+        formulas = formulas_without_value(path, list(reader.sheet_names))
     except Exception as exc:  # calamine raises its own error types for corrupt files
         raise DeliveryRejected("unreadable_file", f"{source}: not a readable XLSX ({exc})") \
             from None
@@ -205,18 +217,22 @@ def read_xlsx_tables(path: Path) -> dict[str, RawTable]:
             ) from None
         headers = [str(h) for h in loaded.columns]
         mapping, dropped = map_columns(table, headers, f"{source}[{sheet}]")
-        # Rows whose every cell is empty are spreadsheet padding, not records.
-        numbered = (
-            loaded.select(pl.all().cast(pl.Utf8))
-            .with_row_index(SOURCE_ROW, offset=1)
-            .filter(~pl.all_horizontal(pl.exclude(SOURCE_ROW).is_null()))
+        cells = [(row, col, text) for row, col, text in
+                 (formulas[sheet].relative() if sheet in formulas else []) if col < len(headers)]
+        numbered = _with_formula_rows(
+            loaded.select(pl.all().cast(pl.Utf8)).with_row_index(SOURCE_ROW, offset=1)
+            .with_columns(pl.col(SOURCE_ROW).cast(pl.Int32)),
+            sorted({row for row, _, _ in cells}),
         )
         missing = [c.name for c in table.columns if c.name not in mapping.values()]
+        marks = _formula_columns(cells, mapping)
         frame = numbered.select(
             *(pl.col(headers[pos]).alias(canonical) for pos, canonical in mapping.items()),
             *(pl.lit(None, dtype=pl.Utf8).alias(m) for m in missing),
-            pl.col(SOURCE_ROW).cast(pl.Int32),
+            pl.col(SOURCE_ROW),
         ).select([c.name for c in table.columns] + [SOURCE_ROW])
+        if not marks.is_empty():
+            frame = frame.join(marks, on=SOURCE_ROW, how="left")
         tables[name] = RawTable(
             name=name,
             frame=frame,
@@ -227,6 +243,37 @@ def read_xlsx_tables(path: Path) -> dict[str, RawTable]:
             dropped_columns=dropped,
         )
     return tables
+
+
+def _with_formula_rows(numbered: pl.DataFrame, formula_rows: list[int]) -> pl.DataFrame:
+    """Rows with a cell of any kind; rows whose every cell is empty are padding.
+
+    A formula without a value is content the reader cannot see: its row is kept, and
+    added when it lies below the last row with a value (where the reader's range ends).
+    """
+    below = [row for row in formula_rows if row > numbered.height]
+    if below:
+        numbered = pl.concat(
+            [numbered, pl.DataFrame({SOURCE_ROW: below}, schema={SOURCE_ROW: pl.Int32})],
+            how="diagonal",
+        )
+    content = ~pl.all_horizontal(pl.exclude(SOURCE_ROW).is_null())
+    return numbered.filter(content | pl.col(SOURCE_ROW).is_in(formula_rows))
+
+
+def _formula_columns(cells: list[tuple[int, int, str | None]],
+                     mapping: dict[int, str]) -> pl.DataFrame:
+    """`_source_row` and one `__formula_<column>` per contract column with such cells."""
+    by_column: dict[str, dict[int, str]] = {}
+    for row, col, text in cells:
+        if col in mapping:
+            by_column.setdefault(mapping[col], {})[row] = text or "="
+    rows = sorted({row for found in by_column.values() for row in found})
+    return pl.DataFrame(
+        {SOURCE_ROW: rows, **{f"{FORMULA}{column}": [found.get(r) for r in rows]
+                              for column, found in by_column.items()}},
+        schema={SOURCE_ROW: pl.Int32, **{f"{FORMULA}{c}": pl.Utf8 for c in by_column}},
+    )
 
 
 def read_delivery(folder: Path) -> dict[str, RawTable]:

@@ -35,7 +35,7 @@ from ivig_platform.landing.parsing import (
     parse_mrc,
     parse_number,
 )
-from ivig_platform.landing.readers import SOURCE_ROW, RawTable
+from ivig_platform.landing.readers import FORMULA, SOURCE_ROW, RawTable
 from ivig_platform.landing.schema import landed_schema
 
 EARLIEST_DATE = date(1900, 1, 1)
@@ -142,6 +142,15 @@ def field_checks(table: Table, style: NumberStyle, delivery_date: date) -> list[
     return checks
 
 
+def formula_checks(columns: list[str]) -> list[Check]:
+    """A formula cell without a value is a value nobody can see: its row is quarantined
+    (readers.py puts the formula in a hidden column)."""
+    return [
+        Check("formula_without_value", name.removeprefix(FORMULA), pl.col(name).is_not_null())
+        for name in columns if name.startswith(FORMULA)
+    ]
+
+
 def _beyond_storage(value: pl.Expr, table: str, column: str) -> Check:
     """An integer the landed type cannot hold (cycle 1e10) is out of range, not a crash.
 
@@ -216,7 +225,8 @@ def type_table(raw_table: RawTable, delivery_date: date) -> tuple[pl.DataFrame, 
     table = CONTRACT[raw_table.name]
     texts = [blank_to_null(pl.col(c.name)).alias(f"{RAW}{c.name}") for c in table.columns]
     typed = [_typed(c, raw_table.number_style).alias(c.name) for c in table.columns]
-    checks = field_checks(table, raw_table.number_style, delivery_date)
+    checks = field_checks(table, raw_table.number_style, delivery_date) + formula_checks(
+        raw_table.frame.columns)
     steps = [texts, typed]
     if table.name == "assessments":
         more, extra = assessment_checks(raw_table.number_style)
@@ -290,7 +300,10 @@ def split(frame: pl.DataFrame, table: Table) -> Checked:
     value_columns = [c.name for c in table.columns if c.name not in identifiers]
     value = pl.lit(None, pl.Utf8)
     for name in value_columns:
-        value = pl.when(pl.col("_column") == name).then(raw(name)).otherwise(value)
+        shown = raw(name)
+        if f"{FORMULA}{name}" in frame.columns:  # the formula of a cell without a value
+            shown = pl.coalesce(shown, pl.col(f"{FORMULA}{name}"))
+        value = pl.when(pl.col("_column") == name).then(shown).otherwise(value)
     bad = frame.filter(pl.col("_rule").is_not_null()).select(
         pl.col(SOURCE_ROW).alias("source_row"),
         pl.col("_column").alias("column_name"),
@@ -299,7 +312,7 @@ def split(frame: pl.DataFrame, table: Table) -> Checked:
         pl.col("_detail").alias("detail"),
     )
     good = frame.filter(pl.col("_rule").is_null()).drop(
-        cs.starts_with(RAW, TMP), "_rule", "_column", "_detail"
+        cs.starts_with(RAW, TMP, FORMULA), "_rule", "_column", "_detail"
     )
     return Checked(landed=good, quarantined=bad)
 
