@@ -310,3 +310,27 @@ def test_swap_replaces_a_landing_already_in_place(delivery, warehouse):
     (recorded,) = landed_manifests(warehouse.path)
     assert recorded == second
 
+
+
+def test_version_1_staging_folder_is_never_read_and_is_removed(delivery, warehouse):
+    """Version 1 staged every call in `delivery=<id>.partial`; a killed one may remain."""
+    warehouse.land(delivery)
+    folder = warehouse.folder(delivery)
+    legacy = folder.with_name(f"{folder.name}.partial")
+    shutil.copytree(folder, legacy)
+    (legacy / "patients.parquet").unlink()
+    (recorded,) = landed_manifests(warehouse.path)
+    assert recorded.status == "landed"
+    assert remove_stale_partials(warehouse.path) == [legacy]
+
+
+@pytest.mark.parametrize("delivery_id", ["2026-11.partial", f"x.partial-{'ab' * 16}",
+                                         f"x.replaced-{'cd' * 16}"])
+def test_a_delivery_whose_id_looks_like_a_staging_folder_is_still_a_delivery(
+        delivery_id, extract, make_delivery, warehouse, tmp_path):
+    delivery = make_delivery(tmp_path, SITE, delivery_id, extract.csv_tables())
+    warehouse.land(delivery)
+    (recorded,) = landed_manifests(warehouse.path)
+    assert (recorded.delivery_id, recorded.status) == (delivery_id, "landed")
+    assert remove_stale_partials(warehouse.path) == []
+    assert landed_manifests(warehouse.path) == [recorded]

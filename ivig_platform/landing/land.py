@@ -166,14 +166,17 @@ def landed_manifests(warehouse: Path) -> list[Manifest]:
     """
     manifests: list[Manifest] = []
     for folder in sorted((warehouse / "landing").glob("site=*/delivery=*")):
-        if not folder.is_dir() or temporary_target(folder) is not None:
-            continue
-        manifest = read_manifest(folder)
-        if manifest is None:
-            continue  # no manifest: never completely landed (or cleared), nothing to use
-        if delivery_dir(warehouse, manifest.site_id, manifest.delivery_id) == folder:
+        manifest = read_manifest(folder) if folder.is_dir() else None
+        if manifest is not None and _is_own_folder(warehouse, manifest, folder):
             manifests.append(checked_manifest(manifest, folder))
     return manifests
+
+
+def _is_own_folder(warehouse: Path, manifest: Manifest, folder: Path) -> bool:
+    """A manifest counts only in its own delivery's folder: the one in a staging or
+    set-aside copy names the delivery it is a copy of. Names are not trusted: a delivery
+    id may end in `.partial` like a staging folder."""
+    return delivery_dir(warehouse, manifest.site_id, manifest.delivery_id) == folder
 
 
 def landing_problems(manifest: Manifest, folder: Path) -> list[str]:
@@ -244,6 +247,9 @@ def remove_stale_partials(warehouse: Path) -> list[Path]:
         temporary = temporary_target(folder)
         if temporary is None or not folder.is_dir():
             continue
+        manifest = read_manifest(folder)
+        if manifest is not None and _is_own_folder(warehouse, manifest, folder):
+            continue  # a delivery whose id only looks like a staging folder's name
         kind, target_name = temporary
         target = folder.with_name(target_name)
         if kind == REPLACED and not target.exists() and _restorable(warehouse, folder, target):
@@ -258,7 +264,7 @@ def _restorable(warehouse: Path, folder: Path, target: Path) -> bool:
     manifest = read_manifest(folder)
     return (
         manifest is not None
-        and delivery_dir(warehouse, manifest.site_id, manifest.delivery_id) == target
+        and _is_own_folder(warehouse, manifest, target)
         and not landing_problems(manifest, folder)
     )
 

@@ -18,8 +18,11 @@ from pathlib import Path
 
 PARTIAL = "partial"  # a landing being written
 REPLACED = "replaced"  # a landing moved aside by a swap
-# `<target>.<kind>-<32 hex>`: the target is the delivery folder the temporary one is for.
-TEMPORARY = re.compile(rf"^(?P<target>.+)\.(?P<kind>{PARTIAL}|{REPLACED})-[0-9a-f]{{32}}$")
+# `<target>.<kind>-<32 hex>`: the target is the delivery folder the temporary one is for;
+# `<target>.partial` is the one staging folder landing version 1 used for every call.
+TEMPORARY = re.compile(
+    rf"^(?P<target>.+)\.(?:(?P<kind>{PARTIAL}|{REPLACED})-[0-9a-f]{{32}}|{PARTIAL})$"
+)
 # How often a swap retries when another lander's copy appears between its two renames.
 SWAP_ATTEMPTS = 10
 
@@ -38,7 +41,7 @@ def new_staging(target: Path) -> Path:
 def temporary_target(folder: Path) -> tuple[str, str] | None:
     """(kind, target folder name) of a staging or set-aside folder; None for any other."""
     match = TEMPORARY.match(folder.name)
-    return (match["kind"], match["target"]) if match else None
+    return (match["kind"] or PARTIAL, match["target"]) if match else None
 
 
 def swap_into_place(staging: Path, target: Path) -> None:
