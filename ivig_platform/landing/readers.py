@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -147,7 +148,7 @@ def sniff_delimiter(header_line: str) -> str:
 def read_csv_table(table: Table, path: Path) -> RawTable:
     source = path.name
     text, encoding = decode(path.read_bytes(), source)
-    first_line = text.split("\n", 1)[0]
+    first_line = re.split(r"\r\n?|\n", text, maxsplit=1)[0]  # CR alone ends a line too
     delimiter = sniff_delimiter(first_line)
     try:
         records = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
