@@ -1,90 +1,57 @@
 """Landing of one delivery: read, check, pseudonymise, write Parquet and a manifest.
 
-The manifest is the delivery's record in the warehouse (status, reason, counts, content
-hash, and the size and SHA-256 of every file it names). Each call lands into a staging
-folder of its own and writes the manifest last, after every file was written, read back
-and verified; the finished folder is then swapped into place (staging.py). A crash
-half-way leaves only a staging folder, which nothing reads and `remove_stale_partials`
-removes. A landing whose files do not match its manifest is never used as is: landing
-redoes it from the inbox, and `landed_manifests` records it as rejected
-(`damaged_landing`) when the inbox folder is gone.
+The manifest is the delivery's record in the warehouse (manifest.py: status, reason,
+counts, content hash, and the size and SHA-256 of every file it names). Each call lands
+into a staging folder of its own and writes the manifest last, after every file was
+written, read back and verified; the finished folder is then swapped into place
+(staging.py). A crash half-way leaves only a staging folder, which nothing reads and
+`remove_stale_partials` removes. A landing in place is reused only when it is current and
+its files match its manifest; otherwise it is landed again.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import shutil
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from urllib.parse import quote
 
 import polars as pl
 
 from ivig_platform.landing.contract import TABLES
-from ivig_platform.landing.integrity import (
-    FileRecord,
-    file_problems,
-    legacy_problems,
-    write_verified,
-)
+from ivig_platform.landing.integrity import FileRecord, write_verified
 from ivig_platform.landing.links import unsafe_folder, unsafe_link
+from ivig_platform.landing.manifest import (
+    LANDED_FILES,
+    MANIFEST,
+    QUARANTINE_FILE,
+    Manifest,
+    delivery_dir,
+    landed_manifests,
+    landing_problems,
+    read_manifest,
+    remove_stale_partials,
+)
 from ivig_platform.landing.pseudonym import key_fingerprint, pseudonym_expr
 from ivig_platform.landing.readers import DeliveryRejected, RawTable, read_delivery, sha256_file
 from ivig_platform.landing.rules import check_delivery
 from ivig_platform.landing.schema import QUARANTINE, landed_schema
-from ivig_platform.landing.staging import (
-    REPLACED,
-    new_staging,
-    swap_into_place,
-    temporary_target,
-)
+from ivig_platform.landing.staging import new_staging, swap_into_place
+
+# What the rest of the platform imports from here (the record lives in manifest.py).
+__all__ = [
+    "LANDED_FILES", "LANDING_VERSION", "MANIFEST", "Delivery", "DeliveryChanged", "Manifest",
+    "content_hash", "delivery_date", "delivery_dir", "is_current", "land_delivery",
+    "landed_manifests", "read_manifest", "remove_stale_partials",
+]
 
 # Bump when landing's output for the same input changes, so old landings are redone.
 # 2: manifests list their files with size and SHA-256 (`landed_files`).
 LANDING_VERSION = "2"
-MANIFEST = "_manifest.json"
-QUARANTINE_FILE = "quarantine.parquet"
-# The files every landed delivery has; a rejected one has only its manifest.
-LANDED_FILES = [f"{name}.parquet" for name in TABLES] + [QUARANTINE_FILE]
 SITE_ID = re.compile(r"^[a-z0-9_-]{2,32}$")
-
-
-@dataclass
-class Manifest:
-    site_id: str
-    delivery_id: str
-    status: str  # landed | rejected
-    reason: str | None
-    content_sha256: str
-    landing_version: str
-    key_fingerprint: str
-    delivery_date: str
-    landed_at: str
-    source_rows: int = 0
-    rows_landed: int = 0
-    rows_quarantined: int = 0
-    tables: dict[str, dict[str, int]] = field(default_factory=dict)
-    files: dict[str, str] = field(default_factory=dict)
-    formats: dict[str, str] = field(default_factory=dict)
-    dropped_columns: list[str] = field(default_factory=list)
-    # file name -> {"bytes", "sha256"} of every file beside the manifest; None in manifests
-    # written before landing version 2, which did not record them.
-    landed_files: dict[str, FileRecord] | None = None
-
-    @property
-    def rejection_code(self) -> str | None:
-        return self.reason.split(":", 1)[0] if self.reason else None
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2, ensure_ascii=False)
-
-    @classmethod
-    def from_json(cls, text: str) -> Manifest:
-        return cls(**json.loads(text))
 
 
 @dataclass(frozen=True)
@@ -98,14 +65,6 @@ class Delivery:
     @property
     def label(self) -> str:
         return f"{self.site_id}/{self.delivery_id}"
-
-
-def delivery_dir(warehouse: Path, site_id: str, delivery_id: str) -> Path:
-    """Hive-style partition folders; odd folder names are percent-encoded, never trusted."""
-    return (
-        warehouse / "landing" / f"site={quote(site_id, safe='')}"
-        / f"delivery={quote(delivery_id, safe='')}"
-    )
 
 
 class DeliveryChanged(OSError):
@@ -155,74 +114,6 @@ def delivery_date(delivery_id: str, today: date) -> date:
         return today
 
 
-def landed_manifests(warehouse: Path) -> list[Manifest]:
-    """Every delivery landing has recorded: the warehouse, not the inbox, is the record.
-
-    Hospitals' inbox folders get archived or cleaned; a site's accepted delivery must stay
-    in force after its folder is gone. A landing whose files do not match its manifest
-    comes back as rejected (`damaged_landing`), so it is never gated or built as is, and
-    the site's previous delivery stays in force. Staging and set-aside folders are never
-    read: only a manifest in its own delivery's folder counts.
-    """
-    manifests: list[Manifest] = []
-    for folder in sorted((warehouse / "landing").glob("site=*/delivery=*")):
-        manifest = read_manifest(folder) if folder.is_dir() else None
-        if manifest is not None and _is_own_folder(warehouse, manifest, folder):
-            manifests.append(checked_manifest(manifest, folder))
-    return manifests
-
-
-def _is_own_folder(warehouse: Path, manifest: Manifest, folder: Path) -> bool:
-    """A manifest counts only in its own delivery's folder: the one in a staging or
-    set-aside copy names the delivery it is a copy of. Names are not trusted: a delivery
-    id may end in `.partial` like a staging folder."""
-    return delivery_dir(warehouse, manifest.site_id, manifest.delivery_id) == folder
-
-
-def landing_problems(manifest: Manifest, folder: Path) -> list[str]:
-    """What is wrong with the files of a landing, compared with its manifest."""
-    if manifest.landed_files is None:
-        if manifest.status != "landed":
-            return []
-        counts = {f"{name}.parquet": c["landed"] for name, c in manifest.tables.items()}
-        counts[QUARANTINE_FILE] = manifest.rows_quarantined
-        return legacy_problems(folder, {name: counts.get(name, -1) for name in LANDED_FILES})
-    expected = LANDED_FILES if manifest.status == "landed" else []
-    return file_problems(folder, manifest.landed_files, expected)
-
-
-def checked_manifest(manifest: Manifest, folder: Path) -> Manifest:
-    """The manifest as the record of its delivery: rejected when its files do not match.
-
-    A manifest older than `landed_files` (landing version 1) whose delivery was not landed
-    again — its inbox folder is gone — is checked as far as it can be: every file present
-    and each Parquet file's row count as the manifest says. If that holds it stays in
-    force, since rejecting it would drop the site's data for want of a hash that the old
-    version never wrote; if not, the reason says that the bytes could not be verified.
-    """
-    problems = landing_problems(manifest, folder)
-    if not problems:
-        return manifest
-    legacy = manifest.landed_files is None
-    reason = "damaged_landing: " + "; ".join(problems) + (
-        " (landed by an earlier version that recorded no file hashes, so only the files' "
-        "presence and row counts could be checked)" if legacy else ""
-    ) + "; the inbox folder is needed to land it again"
-    return replace(manifest, status="rejected", reason=reason, rows_landed=0,
-                   rows_quarantined=0, tables={})
-
-
-def read_manifest(folder: Path) -> Manifest | None:
-    """The manifest in `folder`; None when there is none or it cannot be read."""
-    path = folder / MANIFEST
-    try:
-        return Manifest.from_json(path.read_text())
-    except FileNotFoundError:
-        return None
-    except (ValueError, TypeError):  # cut short or edited by hand: not a record
-        return None
-
-
 def is_current(manifest: Manifest | None, content: str, fingerprint: str) -> bool:
     return (
         manifest is not None
@@ -230,42 +121,6 @@ def is_current(manifest: Manifest | None, content: str, fingerprint: str) -> boo
         and manifest.landing_version == LANDING_VERSION
         and manifest.key_fingerprint == fingerprint
         and manifest.landed_files is not None
-    )
-
-
-def remove_stale_partials(warehouse: Path) -> list[Path]:
-    """Remove the staging and set-aside folders of landings that never finished.
-
-    Call it only while no landing into `warehouse` runs (the refresh holds its run lock):
-    a staging folder of a running landing looks the same as a dead one. A set-aside
-    folder whose delivery has no landing in place — the process died between the two
-    renames of a swap — is put back instead, when its files match its manifest, so a
-    site whose inbox folder is gone keeps its data. Returns the folders removed.
-    """
-    removed: list[Path] = []
-    for folder in sorted((warehouse / "landing").glob("site=*/*")):
-        temporary = temporary_target(folder)
-        if temporary is None or not folder.is_dir():
-            continue
-        manifest = read_manifest(folder)
-        if manifest is not None and _is_own_folder(warehouse, manifest, folder):
-            continue  # a delivery whose id only looks like a staging folder's name
-        kind, target_name = temporary
-        target = folder.with_name(target_name)
-        if kind == REPLACED and not target.exists() and _restorable(warehouse, folder, target):
-            folder.rename(target)
-            continue
-        shutil.rmtree(folder, ignore_errors=True)
-        removed.append(folder)
-    return removed
-
-
-def _restorable(warehouse: Path, folder: Path, target: Path) -> bool:
-    manifest = read_manifest(folder)
-    return (
-        manifest is not None
-        and _is_own_folder(warehouse, manifest, target)
-        and not landing_problems(manifest, folder)
     )
 
 
