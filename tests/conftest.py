@@ -46,7 +46,15 @@ class Formula:
     cached: str | int | float | bool | None = None
 
 
-Cell = str | int | float | bool | date | datetime | Formula | None
+@dataclass(frozen=True)
+class DateSerial:
+    """A number cell in date format, as Excel stores dates (days since 1899-12-30); one
+    outside the calendar (1e10) is a cell the reader cannot convert."""
+
+    number: float
+
+
+Cell = str | int | float | bool | date | datetime | Formula | DateSerial | None
 # The cached value written for formulas that must have none, then cut from the sheet XML.
 _NO_VALUE = "__ivig_test_no_cached_value__"
 
@@ -219,8 +227,10 @@ def to_csv(rows: Sequence[Sequence[str]], delimiter: str = ",", line_end: str = 
 
 
 def write_xlsx(path: Path, sheets: Mapping[str, Sequence[Sequence[Cell]]]) -> None:
-    """A workbook with one sheet per table: real date, number, boolean and formula cells."""
-    workbook = xlsxwriter.Workbook(str(path))
+    """A workbook with one sheet per table: real date, number, boolean, error (NaN and
+    infinity) and formula cells."""
+    # NaN and infinity are not Excel numbers: written as the error cells Excel shows.
+    workbook = xlsxwriter.Workbook(str(path), {"nan_inf_to_errors": True})
     date_format = workbook.add_format({"num_format": "dd/mm/yyyy"})
     for sheet_name, rows in sheets.items():
         sheet = workbook.add_worksheet(sheet_name)
@@ -231,6 +241,8 @@ def write_xlsx(path: Path, sheets: Mapping[str, Sequence[Sequence[Cell]]]) -> No
                 if isinstance(value, Formula):
                     cached = _NO_VALUE if value.cached is None else value.cached
                     sheet.write_formula(r, c, f"={value.text}", None, cached)
+                elif isinstance(value, DateSerial):
+                    sheet.write_number(r, c, value.number, date_format)
                 elif isinstance(value, bool):
                     sheet.write_boolean(r, c, value)
                 elif isinstance(value, date):

@@ -20,7 +20,7 @@ import polars as pl
 
 from ivig_platform.landing.contract import CONTRACT, TABLES, Table
 from ivig_platform.landing.parsing import NumberStyle, fold_header
-from ivig_platform.landing.xlsx_formulas import formulas_without_value
+from ivig_platform.landing.xlsx_cells import SheetCells, sheet_cells
 
 XLSX_NAME = "extract.xlsx"
 SOURCE_ROW = "_source_row"
@@ -188,10 +188,12 @@ def read_csv_table(table: Table, path: Path) -> RawTable:
 def read_xlsx_tables(path: Path) -> dict[str, RawTable]:
     """One sheet per table. Cells are read as text: dates as ISO, numbers with a `.`.
 
-    A formula cell without a cached value reads as empty; its row is kept (even when
-    nothing else in it has a value) and the formula goes into a hidden column
-    `__formula_<column>`, so the rules quarantine the row as `formula_without_value`
-    instead of landing a NULL nobody wrote.
+    What the reader shows as empty is checked against the sheet XML (xlsx_cells.py): a
+    cell it could not convert (an error value, a date beyond its calendar) gets its raw
+    text, judged by the rules as in a CSV; a formula cell without a cached value keeps
+    its row (even when nothing else in it has a value) and its formula goes into a hidden
+    column `__formula_<column>`, so the rules quarantine the row as
+    `formula_without_value` instead of landing a NULL nobody wrote.
     """
     import fastexcel
 
@@ -200,7 +202,7 @@ def read_xlsx_tables(path: Path) -> dict[str, RawTable]:
     try:
         reader = fastexcel.read_excel(str(path))
         sheets = {fold_header(name): name for name in reader.sheet_names}
-        formulas = formulas_without_value(path, list(reader.sheet_names))
+        xml = sheet_cells(path, list(reader.sheet_names))
     except Exception as exc:  # calamine raises its own error types for corrupt files
         raise DeliveryRejected("unreadable_file", f"{source}: not a readable XLSX ({exc})") \
             from None
@@ -211,22 +213,28 @@ def read_xlsx_tables(path: Path) -> dict[str, RawTable]:
         if sheet is None:
             raise DeliveryRejected("missing_table", f"{source}: no sheet named {name!r}")
         try:
-            loaded = reader.load_sheet_by_name(sheet, dtypes="string").to_polars()
+            batch, errors = reader.load_sheet_by_name(sheet, dtypes="string") \
+                .to_arrow_with_errors()
+            loaded = pl.from_arrow(batch)
         except Exception as exc:
             raise DeliveryRejected(
                 "unreadable_file", f"{source}: sheet {sheet!r} cannot be read ({exc})"
             ) from None
         headers = [str(h) for h in loaded.columns]
         mapping, dropped = map_columns(table, headers, f"{source}[{sheet}]")
-        cells = [(row, col, text) for row, col, text in
-                 (formulas[sheet].relative() if sheet in formulas else []) if col < len(headers)]
+        cells = xml.get(sheet, SheetCells())
+        formulas = [c for c in cells.relative(cells.formulas) if c[1] < len(headers)]
+        unread = [(e.offset_position[0] + 1, e.offset_position[1]) for e in errors.errors] \
+            if errors is not None else []
+        text = _unread_as_text(loaded.select(pl.all().cast(pl.Utf8)), unread,
+                               cells.relative(cells.raw), f"{source}[{sheet}]")
         numbered = _with_formula_rows(
-            loaded.select(pl.all().cast(pl.Utf8)).with_row_index(SOURCE_ROW, offset=1)
+            text.with_row_index(SOURCE_ROW, offset=1)
             .with_columns(pl.col(SOURCE_ROW).cast(pl.Int32)),
-            sorted({row for row, _, _ in cells}),
+            sorted({row for row, _, _ in formulas}),
         )
         missing = [c.name for c in table.columns if c.name not in mapping.values()]
-        marks = _formula_columns(cells, mapping)
+        marks = _formula_columns(formulas, mapping)
         frame = numbered.select(
             *(pl.col(headers[pos]).alias(canonical) for pos, canonical in mapping.items()),
             *(pl.lit(None, dtype=pl.Utf8).alias(m) for m in missing),
@@ -244,6 +252,34 @@ def read_xlsx_tables(path: Path) -> dict[str, RawTable]:
             dropped_columns=dropped,
         )
     return tables
+
+
+def _unread_as_text(frame: pl.DataFrame, unread: list[tuple[int, int]],
+                    raw: list[tuple[int, int, str | None]], source: str) -> pl.DataFrame:
+    """The cells the reader could not convert (data row, column), as their XML text.
+
+    The reader says which cells these are; the sheet XML (`raw`: every converted cell's
+    `<v>`, by data row and column) says what they hold. A cell the XML does not place
+    where the reader does means the two disagree on where the table starts: nothing
+    would be safe to land from that sheet.
+    """
+    if not unread:
+        return frame
+    texts = {(row, col): text for row, col, text in raw}
+    by_column: dict[int, list[str | None]] = {}
+    for row, col in unread:
+        if (row, col) not in texts or not (1 <= row <= frame.height and col < frame.width):
+            raise DeliveryRejected(
+                "unreadable_file",
+                f"{source}: a cell the reader could not convert (data row {row}, column "
+                f"{col + 1}) is not where the sheet's XML has it",
+            )
+        by_column.setdefault(col, [None] * frame.height)[row - 1] = texts[(row, col)]
+    return frame.with_columns(
+        pl.coalesce(pl.col(frame.columns[col]), pl.Series(values, dtype=pl.Utf8))
+        .alias(frame.columns[col])
+        for col, values in by_column.items()
+    )
 
 
 def _with_formula_rows(numbered: pl.DataFrame, formula_rows: list[int]) -> pl.DataFrame:

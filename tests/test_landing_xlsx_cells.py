@@ -1,20 +1,23 @@
-"""XLSX formula cells without a cached value (issue 10, point 9).
+"""XLSX cells the reader shows as empty (issue 10, point 9, and "rows, not deliveries").
 
 fastexcel reads the value a formula had when the workbook was last calculated; a tool
 that writes formulas without calculating them leaves none, and the cell used to land as
 NULL with no quarantine row. Such a row is quarantined as `formula_without_value`, under
-the cell's column, with the formula as the value (never for an identifier).
+the cell's column, with the formula as the value (never for an identifier). Cells the
+reader cannot convert (error values, dates outside its calendar) also read as empty:
+their XML text is judged like the same text in a CSV.
 """
 
 from __future__ import annotations
 
 import zipfile
 
+import fastexcel
 import polars as pl
 import pytest
-from conftest import Formula, write_xlsx
+from conftest import DateSerial, Formula, write_xlsx
 
-from ivig_platform.landing.xlsx_formulas import formulas_without_value
+from ivig_platform.landing.xlsx_cells import sheet_cells
 
 SITE = "h-la-paz"
 DELIVERY = "2026-11-24"
@@ -117,21 +120,87 @@ def test_formula_cells_found_in_sheet_xml_without_references_and_with_shared_for
     """Cells and rows without `r`, a shared formula, a blank cached value, a strict
     namespace: only the two formulas with no `<v>` at all count."""
     path = tmp_path / "book.xlsx"
+    _workbook_with_sheet(path, SHEET)
+    (sheet,) = sheet_cells(path, ["patients"]).values()
+    assert sheet.origin == (0, 0)
+    assert sheet.formulas == [(1, 0, "=B2*2"), (3, 0, "=B2*2")]
+    assert sheet.relative(sheet.formulas) == [(1, 0, "=B2*2"), (3, 0, "=B2*2")]
+    assert sheet.raw == [(1, 1, "1"), (4, 0, "7")]
+
+
+def test_a_workbook_without_formulas_has_none(extract, tmp_path):
+    path = tmp_path / "book.xlsx"
+    write_xlsx(path, extract.xlsx_tables())
+    assert {name: cells.formulas for name, cells in sheet_cells(path, ["patients"]).items()} \
+        == {"patients": []}
+    assert sheet_cells(path, ["nonexistent"]) == {}
+
+
+# (sheet, row, column, cell, rule, value shown)
+UNCONVERTED = [
+    ("ivig_cycles", 2, 3, float("nan"), "invalid_number", "#NUM!"),
+    ("ivig_cycles", 3, 4, float("inf"), "invalid_number", "#DIV/0!"),
+    ("ivig_cycles", 1, 2, DateSerial(1e10), "invalid_date", "10000000000"),
+    ("treatments", 1, 2, DateSerial(1e9), "invalid_date", "1000000000"),  # optional column
+    ("treatments", 2, 2, DateSerial(3e6), "invalid_date", "+10113-09-19 00:00:00"),
+    ("treatments", 2, 3, DateSerial(-5), "date_out_of_range", "1899-12-26 00:00:00"),
+]
+
+
+@pytest.mark.parametrize(("sheet", "row", "column", "cell", "rule", "shown"), UNCONVERTED,
+                         ids=[f"{c[0]}_{c[4]}_{c[5]}" for c in UNCONVERTED])
+def test_cell_the_reader_cannot_convert_is_judged_by_its_text(
+        sheet, row, column, cell, rule, shown, extract, make_delivery, warehouse, tmp_path):
+    sheets = extract.xlsx_tables()
+    sheets[sheet][row][column] = cell
+    delivery, _ = land(warehouse, make_delivery, tmp_path, sheets)
+    name = extract.header(sheet)[column]
+    assert quarantined(warehouse, delivery, sheet) == [(row, name, rule, shown)]
+
+
+def test_row_holding_only_an_error_cell_is_a_source_row(extract, make_delivery, warehouse,
+                                                        tmp_path):
+    sheets = extract.xlsx_tables()
+    sheets["ivig_cycles"].insert(2, [None, None, None, float("nan"), None])
+    delivery, manifest = land(warehouse, make_delivery, tmp_path, sheets)
+    assert manifest.tables["ivig_cycles"]["source_rows"] == 4
+    assert [r[:3] for r in quarantined(warehouse, delivery, "ivig_cycles")] == [
+        (2, "patient_id", "required")]
+
+
+def _workbook_with_sheet(path, sheet_xml: str) -> None:
     write_xlsx(path, {"patients": [["x"]]})
     with zipfile.ZipFile(path) as archive:
         parts = {info.filename: archive.read(info.filename) for info in archive.infolist()}
-    parts["xl/worksheets/sheet1.xml"] = SHEET.encode()
+    parts["xl/worksheets/sheet1.xml"] = sheet_xml.encode()
     with zipfile.ZipFile(path, "w") as archive:
         for name, data in parts.items():
             archive.writestr(name, data)
-    (sheet,) = formulas_without_value(path, ["patients"]).values()
-    assert sheet.origin == (0, 0)
-    assert sheet.cells == [(1, 0, "=B2*2"), (3, 0, "=B2*2")]
-    assert sheet.relative() == [(1, 0, "=B2*2"), (3, 0, "=B2*2")]
 
 
-@pytest.mark.parametrize("sheet_names", [["patients"], ["nonexistent"]])
-def test_a_workbook_without_formulas_needs_no_parse(sheet_names, extract, tmp_path):
+# The first cell decides where the reader's table starts when it counts as a value for
+# calamine: empty strings do, an empty number or a styled empty cell does not. The test
+# asks fastexcel too, so a reader that changes its mind fails here.
+ORIGIN = [
+    ('<c r="A1" t="str"><v></v></c>', (0, 0)),
+    ('<c r="A1" t="inlineStr"><is><t></t></is></c>', (0, 0)),
+    ('<c r="A1" t="s"><v>0</v></c>', (0, 0)),
+    ('<c r="A1" t="e"><v>#N/A</v></c>', (0, 0)),
+    ('<c r="A1" t="b"><v>0</v></c>', (0, 0)),
+    ('<c r="A1"><v></v></c>', (2, 2)),
+    ('<c r="A1" s="1"/>', (2, 2)),
+    ('<c r="A1"><f>1+1</f></c>', (2, 2)),
+]
+
+
+@pytest.mark.parametrize(("first", "origin"), ORIGIN, ids=[o[0] for o in ORIGIN])
+def test_table_origin_follows_what_the_reader_counts_as_a_value(first, origin, tmp_path):
     path = tmp_path / "book.xlsx"
-    write_xlsx(path, extract.xlsx_tables())
-    assert formulas_without_value(path, sheet_names) == {}
+    _workbook_with_sheet(path, (
+        '<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
+        f'<sheetData><row r="1">{first}</row><row r="3"><c r="C3" t="s"><v>0</v></c>'
+        '<c r="D3"><v>5</v></c></row></sheetData></worksheet>'))
+    assert sheet_cells(path, ["patients"])["patients"].origin == origin
+    read = fastexcel.read_excel(str(path)).load_sheet_by_name(
+        "patients", header_row=None, dtypes="string").to_polars()
+    assert read.shape == (3 - origin[0], 4 - origin[1])

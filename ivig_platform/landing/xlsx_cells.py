@@ -1,4 +1,4 @@
-"""Formula cells that carry no value, found in the workbook's own XML.
+"""What the workbook's own XML says about cells the spreadsheet reader shows as empty.
 
 Spreadsheet readers (calamine, behind fastexcel) read the value a formula had when the
 file was last calculated, cached in the cell's `<v>`. A workbook written by a tool that
@@ -7,10 +7,18 @@ sees an empty cell, and a required value would silently be missing. The sheet XM
 which cells these are: a `<c>` with an `<f>` child and no `<v>`. (A formula whose
 cached value is the empty string has an empty `<v>`: that cell has a value, blank.)
 
+The reader also shows as empty a cell it cannot convert: an error value (`#DIV/0!`,
+`#N/A`) and a date-formatted number outside its calendar (serial 1e10). It says which
+cells these are (fastexcel's `to_arrow_with_errors`); their `<v>` text is kept here, so
+landing can judge it like the same text in a CSV file (an invalid number, an invalid
+date) instead of landing a NULL nobody wrote.
+
 The reader's table starts at the top-left of the cells that have a value (calamine's
-range: the header row is its first row). Positions are returned relative to it, so the
-caller can map them to the table's `source_row` and header. Only the standard library is
-used; expat refuses entity expansion bombs, and nothing is fetched.
+range: the header row is its first row). A cell has a value when its `<v>` has text, and,
+for string cells (`s`, `str`, `inlineStr`), whenever it has a `<v>` or `<is>` at all: an
+empty string counts for calamine. Positions are returned relative to that corner, so
+the caller can map them to the table's `source_row` and header. Only the standard
+library is used; expat refuses entity expansion bombs, and nothing is fetched.
 """
 
 from __future__ import annotations
@@ -23,39 +31,41 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from xml.etree import ElementTree
 
-_FORMULA = re.compile(rb"<(?:\w+:)?f[\s>/]")
 _CELL_REF = re.compile(r"^([A-Za-z]{1,3})(\d+)$")
+# Cell types whose `<v>` the reader converts and may fail to (errors, numbers, ISO dates);
+# strings and booleans it always reads.
+_CONVERTED = {"e", "n", "d", None}
+_STRING = {"s", "str", "inlineStr"}
+
+Cell = tuple[int, int, str | None]  # (row, column, text)
 
 
 @dataclass
-class SheetFormulas:
-    """Formula cells without a value, relative to the sheet's first cell with a value."""
+class SheetCells:
+    """A sheet's formulas without a value and the raw text of its converted cells."""
 
     origin: tuple[int, int] | None = None  # (row, column), 0-based; None: no value at all
-    cells: list[tuple[int, int, str | None]] = field(default_factory=list)  # absolute
+    formulas: list[Cell] = field(default_factory=list)  # absolute positions
+    raw: list[Cell] = field(default_factory=list)  # absolute positions, `<v>` text
 
-    def relative(self) -> list[tuple[int, int, str | None]]:
-        """(rows below the header row, column from the first, formula text)."""
+    def relative(self, cells: list[Cell]) -> list[Cell]:
+        """(data row: 1 = the row below the header, column from the first, text)."""
         if self.origin is None:
             return []
         top, left = self.origin
-        return [(r - top, c - left, f) for r, c, f in self.cells if r > top and c >= left]
+        return [(r - top, c - left, t) for r, c, t in cells if r > top and c >= left]
 
 
-def formulas_without_value(path: Path, sheet_names: list[str]) -> dict[str, SheetFormulas]:
-    """The formula cells without a cached value of each named sheet that has any."""
-    found: dict[str, SheetFormulas] = {}
+def sheet_cells(path: Path, sheet_names: list[str]) -> dict[str, SheetCells]:
+    """What the XML of each named sheet says (see the module's docstring)."""
+    found: dict[str, SheetCells] = {}
     with zipfile.ZipFile(path) as archive:
         members = _sheet_members(archive)
+        names = set(archive.namelist())
         for name in sheet_names:
             member = members.get(name)
-            if member is None or member not in archive.namelist():
-                continue
-            data = archive.read(member)
-            if _FORMULA.search(data):  # most sheets have no formula: no parse
-                sheet = _scan(data)
-                if sheet.cells:
-                    found[name] = sheet
+            if member is not None and member in names:
+                found[name] = _scan(archive.read(member))
     return found
 
 
@@ -108,13 +118,14 @@ def _column_index(letters: str) -> int:
     return index - 1
 
 
-def _scan(data: bytes) -> SheetFormulas:
-    """One pass over the sheet: the origin of the valued cells and the valueless formulas.
+def _scan(data: bytes) -> SheetCells:
+    """One pass over the sheet: the origin of the valued cells, the valueless formulas
+    and the raw text of converted cells.
 
     Cells and rows may omit their `r` reference (the spec allows it): they follow the
     previous one. Shared formulas name their text once, on the first cell (`si`).
     """
-    sheet = SheetFormulas()
+    sheet = SheetCells()
     shared: dict[str, str] = {}
     row, column = -1, -1
     top, left = None, None
@@ -137,19 +148,25 @@ def _scan(data: bytes) -> SheetFormulas:
             column += 1
         children = {_local(child.tag): child for child in element}
         value, inline, formula = children.get("v"), children.get("is"), children.get("f")
-        if (value is not None and value.text) or (
-                inline is not None and "".join(inline.itertext())):
+        if value is not None and value.text and element.get("t") in _CONVERTED:
+            sheet.raw.append((row, column, value.text))
+        string = element.get("t") in _STRING and (value is not None or inline is not None)
+        if string or (value is not None and value.text):
             top = row if top is None else min(top, row)
             left = column if left is None else min(left, column)
-        if formula is not None:
-            text = formula.text
-            if formula.get("si") is not None:
-                if text:
-                    shared[formula.get("si")] = text
-                text = text or shared.get(formula.get("si"))
-            if value is None:
-                sheet.cells.append((row, column, f"={text}" if text else None))
+        if formula is not None and value is None:
+            sheet.formulas.append((row, column, _formula_text(formula, shared)))
+        elif formula is not None:
+            _formula_text(formula, shared)  # a shared formula's text may start here
         element.clear()
     sheet.origin = None if top is None else (top, left)
     return sheet
 
+
+def _formula_text(formula: ElementTree.Element, shared: dict[str, str]) -> str | None:
+    text, index = formula.text, formula.get("si")
+    if index is not None:
+        if text:
+            shared[index] = text
+        text = text or shared.get(index)
+    return f"={text}" if text else None
