@@ -186,3 +186,19 @@ RULE_ORDER: tuple[str, ...] = (
     "onset_before_first_cycle",
     "no_landed_cycle",
 )
+
+# The codes a rejected delivery's reason starts with (`quality.site_delivery.reason`),
+# documented in CONTRACT.md. Any other reason is not landing's: `landing_error` is the
+# flow's, for a bug (an exception out of landing), and the gate's reasons are the gate's.
+REJECTION_CODES: tuple[str, ...] = (
+    "invalid_site_id",
+    "unsafe_file",
+    "empty_delivery",
+    "mixed_formats",
+    "unreadable_file",
+    "missing_table",
+    "missing_column",
+    "ambiguous_column",
+    "no_valid_patient",
+    "damaged_landing",
+)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import polars as pl
 
-from ivig_platform.landing.contract import CONTRACT, TABLES, Table
+from ivig_platform.landing.contract import CONTRACT, REJECTION_CODES, TABLES, Table
 from ivig_platform.landing.parsing import NumberStyle, fold_header
 from ivig_platform.landing.xlsx_cells import SheetCells, sheet_cells
 
@@ -32,6 +32,8 @@ class DeliveryRejected(Exception):
     """The delivery cannot be used as a whole (protocol §2); `code` is machine-readable."""
 
     def __init__(self, code: str, message: str):
+        if code not in REJECTION_CODES:
+            raise ValueError(f"undocumented rejection code {code!r} (contract.REJECTION_CODES)")
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
