@@ -17,7 +17,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from ivig_platform.landing.contract import CONTRACT, RULE_ORDER
+from ivig_platform.landing.contract import CONTRACT, REJECTION_CODES, RULE_ORDER
 
 CASES = Path(__file__).parent / "cases"
 SITE = "h-gregorio-maranon"
@@ -141,6 +141,11 @@ def test_every_rule_of_the_vocabulary_has_a_test():
     covered_below = {"malformed_row", "duplicate_key", "quarantined_patient", "no_landed_cycle",
                      "formula_without_value"}  # the last in test_landing_xlsx_formulas.py
     assert covered_by_cases | covered_below == set(RULE_ORDER)
+
+
+def test_contract_md_documents_every_rule_and_rejection_code():
+    text = (Path(__file__).parents[1] / "ivig_platform" / "landing" / "CONTRACT.md").read_text()
+    assert [code for code in (*RULE_ORDER, *REJECTION_CODES) if f"`{code}`" not in text] == []
 
 
 def expected_landed(column: str, table: str, text: str):
