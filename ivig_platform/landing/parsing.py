@@ -27,10 +27,15 @@ _DOT_NUMBER = r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$"
 # the BOM (zero-width no-break space) anywhere in a file, and the soft hyphen. Copied from
 # a web page or an EHR screen they hide in cells: `100234\u200b` looks like 100234.
 INVISIBLE = "\u200b\u200c\u200d\u2060\ufeff\u00ad"
-_INVISIBLE = f"[{INVISIBLE}]"
-# Leading or trailing runs of Unicode spaces (NBSP, thin space, ideographic space: `\s`
-# is Unicode-aware) and invisible characters.
-_PADDING = rf"^[\s{INVISIBLE}]+|[\s{INVISIBLE}]+$"
+# Unicode's White_Space characters (what Rust's `\s` and `str::trim` know), the plain
+# space first: NBSP, the typographic spaces, the ideographic space, line separators.
+WHITESPACE = (
+    " \t\n\x0b\x0c\r\x85\xa0\u1680" + "".join(map(chr, range(0x2000, 0x200B)))
+    + "\u2028\u2029\u202f\u205f\u3000"
+)
+# Literal replacements (one Aho-Corasick pass, several times faster than regexes).
+_CLEAN_FROM = [*INVISIBLE, *WHITESPACE[1:]]
+_CLEAN_TO = [""] * len(INVISIBLE) + [" "] * (len(WHITESPACE) - 1)
 
 
 def fold(text: str) -> str:
@@ -55,7 +60,7 @@ def clean_code(expr: pl.Expr) -> pl.Expr:
     Free text (drug, term) is not cleaned inside: only its ends are trimmed
     (`blank_to_null`).
     """
-    return expr.str.replace_all(_INVISIBLE, "").str.replace_all(r"\s", " ")
+    return expr.str.replace_many(_CLEAN_FROM, _CLEAN_TO)
 
 
 def fold_expr(expr: pl.Expr) -> pl.Expr:
@@ -74,7 +79,7 @@ def blank_to_null(expr: pl.Expr) -> pl.Expr:
     """The cell as written without what surrounds it: spaces of any kind and invisible
     characters. Cells holding only those are empty: hospitals' exports pad fixed-width
     fields, and a cell holding a zero-width space looks empty to whoever fills it."""
-    stripped = expr.str.replace_all(_PADDING, "")
+    stripped = expr.str.strip_chars(WHITESPACE + INVISIBLE)
     return pl.when(stripped == "").then(None).otherwise(stripped)
 
 
