@@ -17,7 +17,7 @@ import polars as pl
 import pytest
 from conftest import DateSerial, Formula, write_xlsx
 
-from ivig_platform.landing.xlsx_cells import sheet_cells
+from ivig_platform.landing.xlsx_cells import sheet_cells, sheet_parts
 
 SITE = "h-la-paz"
 DELIVERY = "2026-11-24"
@@ -121,19 +121,26 @@ def test_formula_cells_found_in_sheet_xml_without_references_and_with_shared_for
     namespace: only the two formulas with no `<v>` at all count."""
     path = tmp_path / "book.xlsx"
     _workbook_with_sheet(path, SHEET)
-    (sheet,) = sheet_cells(path, ["patients"]).values()
+    sheet = cells_of(path, "patients")
     assert sheet.origin == (0, 0)
     assert sheet.formulas == [(1, 0, "=B2*2"), (3, 0, "=B2*2")]
     assert sheet.relative(sheet.formulas) == [(1, 0, "=B2*2"), (3, 0, "=B2*2")]
     assert sheet.raw == [(1, 1, "1"), (4, 0, "7")]
 
 
-def test_a_workbook_without_formulas_has_none(extract, tmp_path):
+def cells_of(path, sheet: str, *, converted: bool = True):
+    return sheet_cells(path, sheet_parts(path).get(sheet), converted=converted)
+
+
+def test_a_sheet_is_parsed_only_when_it_has_a_formula_or_unconverted_cells(extract, tmp_path):
     path = tmp_path / "book.xlsx"
-    write_xlsx(path, extract.xlsx_tables())
-    assert {name: cells.formulas for name, cells in sheet_cells(path, ["patients"]).items()} \
-        == {"patients": []}
-    assert sheet_cells(path, ["nonexistent"]) == {}
+    sheets = extract.xlsx_tables()
+    sheets["treatments"][1][1] = Formula("A1")
+    write_xlsx(path, sheets)
+    assert cells_of(path, "patients", converted=False).origin is None  # not parsed
+    assert cells_of(path, "patients").origin == (0, 0)
+    assert cells_of(path, "treatments", converted=False).formulas == [(1, 1, "=A1")]
+    assert cells_of(path, "nonexistent").origin is None
 
 
 # (sheet, row, column, cell, rule, value shown)
@@ -200,7 +207,7 @@ def test_table_origin_follows_what_the_reader_counts_as_a_value(first, origin, t
         '<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
         f'<sheetData><row r="1">{first}</row><row r="3"><c r="C3" t="s"><v>0</v></c>'
         '<c r="D3"><v>5</v></c></row></sheetData></worksheet>'))
-    assert sheet_cells(path, ["patients"])["patients"].origin == origin
+    assert cells_of(path, "patients").origin == origin
     read = fastexcel.read_excel(str(path)).load_sheet_by_name(
         "patients", header_row=None, dtypes="string").to_polars()
     assert read.shape == (3 - origin[0], 4 - origin[1])

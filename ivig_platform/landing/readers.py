@@ -20,7 +20,7 @@ import polars as pl
 
 from ivig_platform.landing.contract import CONTRACT, REJECTION_CODES, TABLES, Table
 from ivig_platform.landing.parsing import NumberStyle, fold_header
-from ivig_platform.landing.xlsx_cells import SheetCells, sheet_cells
+from ivig_platform.landing.xlsx_cells import sheet_cells, sheet_parts
 
 XLSX_NAME = "extract.xlsx"
 SOURCE_ROW = "_source_row"
@@ -204,7 +204,7 @@ def read_xlsx_tables(path: Path) -> dict[str, RawTable]:
     try:
         reader = fastexcel.read_excel(str(path))
         sheets = {fold_header(name): name for name in reader.sheet_names}
-        xml = sheet_cells(path, list(reader.sheet_names))
+        parts = sheet_parts(path)
     except Exception as exc:  # calamine raises its own error types for corrupt files
         raise DeliveryRejected("unreadable_file", f"{source}: not a readable XLSX ({exc})") \
             from None
@@ -224,10 +224,15 @@ def read_xlsx_tables(path: Path) -> dict[str, RawTable]:
             ) from None
         headers = [str(h) for h in loaded.columns]
         mapping, dropped = map_columns(table, headers, f"{source}[{sheet}]")
-        cells = xml.get(sheet, SheetCells())
-        formulas = [c for c in cells.relative(cells.formulas) if c[1] < len(headers)]
         unread = [(e.offset_position[0] + 1, e.offset_position[1]) for e in errors.errors] \
             if errors is not None else []
+        try:
+            cells = sheet_cells(path, parts.get(sheet), converted=bool(unread))
+        except Exception as exc:  # XML the reader took but expat does not
+            raise DeliveryRejected(
+                "unreadable_file", f"{source}: sheet {sheet!r}'s XML cannot be read ({exc})"
+            ) from None
+        formulas = [c for c in cells.relative(cells.formulas) if c[1] < len(headers)]
         text = _unread_as_text(loaded.select(pl.all().cast(pl.Utf8)), unread,
                                cells.relative(cells.raw), f"{source}[{sheet}]")
         numbered = _with_formula_rows(

@@ -32,6 +32,7 @@ from pathlib import Path
 from xml.etree import ElementTree
 
 _CELL_REF = re.compile(r"^([A-Za-z]{1,3})(\d+)$")
+_FORMULA = re.compile(rb"<(?:\w+:)?f[\s>/]")  # an `<f>` element, with or without prefix
 # Cell types whose `<v>` the reader converts and may fail to (errors, numbers, ISO dates);
 # strings and booleans it always reads.
 _CONVERTED = {"e", "n", "d", None}
@@ -56,17 +57,28 @@ class SheetCells:
         return [(r - top, c - left, t) for r, c, t in cells if r > top and c >= left]
 
 
-def sheet_cells(path: Path, sheet_names: list[str]) -> dict[str, SheetCells]:
-    """What the XML of each named sheet says (see the module's docstring)."""
-    found: dict[str, SheetCells] = {}
+def sheet_parts(path: Path) -> dict[str, str]:
+    """Sheet name → the workbook member holding its XML."""
     with zipfile.ZipFile(path) as archive:
         members = _sheet_members(archive)
         names = set(archive.namelist())
-        for name in sheet_names:
-            member = members.get(name)
-            if member is not None and member in names:
-                found[name] = _scan(archive.read(member))
-    return found
+    return {name: member for name, member in members.items() if member in names}
+
+
+def sheet_cells(path: Path, member: str | None, *, converted: bool) -> SheetCells:
+    """What a sheet's XML says (see the module's docstring), read only when it can matter.
+
+    Parsing a sheet costs far more than reading it: it is parsed only when it holds a
+    formula, or when the reader reported cells it could not convert (`converted`). Most
+    sheets need neither.
+    """
+    if member is None:
+        return SheetCells()
+    with zipfile.ZipFile(path) as archive:
+        data = archive.read(member)
+    if not converted and not _FORMULA.search(data):
+        return SheetCells()
+    return _scan(data)
 
 
 def _local(tag: str) -> str:
