@@ -15,6 +15,7 @@ import json
 import shutil
 import threading
 from datetime import UTC, datetime
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -137,6 +138,25 @@ def test_a_landing_that_fails_half_way_writes_no_manifest_and_keeps_the_old_land
     assert warehouse.manifest_json(delivery)["landed_at"] == first.landed_at
     (recorded,) = landed_manifests(warehouse.path)
     assert (recorded.status, recorded.content_sha256) == ("landed", first.content_sha256)
+
+
+def test_a_file_that_does_not_read_back_as_written_is_never_in_a_manifest(
+        delivery, warehouse, monkeypatch):
+    """A short write that reports no error (a full disk behind a network share)."""
+    write = pl.DataFrame.write_parquet
+
+    def write_short(frame, file, *args, **kwargs):
+        write(frame, file, *args, **kwargs)
+        if str(file).endswith("assessments.parquet"):
+            data = Path(file).read_bytes()
+            Path(file).write_bytes(data[: len(data) // 2])
+
+    monkeypatch.setattr(pl.DataFrame, "write_parquet", write_short)
+    with pytest.raises(OSError, match="assessments.parquet did not read back as written"):
+        land_delivery(delivery, warehouse.path, warehouse.key)
+    assert not (warehouse.path / "landing" / f"site={SITE}").exists() or \
+        _site_folders(warehouse) == []
+    assert landed_manifests(warehouse.path) == []
 
 
 def _break(folder, name: str, how: str) -> None:
