@@ -215,16 +215,20 @@ def read_xlsx_tables(path: Path) -> dict[str, RawTable]:
         if sheet is None:
             raise DeliveryRejected("missing_table", f"{source}: no sheet named {name!r}")
         try:
-            batch, errors = reader.load_sheet_by_name(sheet, dtypes="string") \
-                .to_arrow_with_errors()
-            loaded = pl.from_arrow(batch)
+            # The header row is read as a row, not by the reader's header logic, which
+            # renames a second `patient_id` to `patient_id_1` (then dropped as unknown
+            # instead of rejected as ambiguous) and names empty headers `__UNNAMED__n`.
+            batch, errors = reader.load_sheet_by_name(sheet, header_row=None,
+                                                      dtypes="string").to_arrow_with_errors()
+            grid = pl.from_arrow(batch)
         except Exception as exc:
             raise DeliveryRejected(
                 "unreadable_file", f"{source}: sheet {sheet!r} cannot be read ({exc})"
             ) from None
-        headers = [str(h) for h in loaded.columns]
+        headers = [cell or "" for cell in grid.row(0)] if grid.height else []
+        loaded = grid.slice(1)
         mapping, dropped = map_columns(table, headers, f"{source}[{sheet}]")
-        unread = [(e.offset_position[0] + 1, e.offset_position[1]) for e in errors.errors] \
+        unread = [e.offset_position for e in errors.errors if e.offset_position[0] > 0] \
             if errors is not None else []
         try:
             cells = sheet_cells(path, parts.get(sheet), converted=bool(unread))
@@ -243,7 +247,7 @@ def read_xlsx_tables(path: Path) -> dict[str, RawTable]:
         missing = [c.name for c in table.columns if c.name not in mapping.values()]
         marks = _formula_columns(formulas, mapping)
         frame = numbered.select(
-            *(pl.col(headers[pos]).alias(canonical) for pos, canonical in mapping.items()),
+            *(pl.col(loaded.columns[pos]).alias(canonical) for pos, canonical in mapping.items()),
             *(pl.lit(None, dtype=pl.Utf8).alias(m) for m in missing),
             pl.col(SOURCE_ROW),
         ).select([c.name for c in table.columns] + [SOURCE_ROW])
