@@ -14,7 +14,6 @@ import io
 from pathlib import Path
 
 import polars as pl
-from pyarrow import parquet
 
 from ivig_platform.landing.readers import sha256_file
 
@@ -30,6 +29,8 @@ def write_verified(frame: pl.DataFrame, path: Path) -> FileRecord:
     wrong. The footer is enough: parsing every page again doubled the cost of writing
     (200 sites: ~2 s) and catches nothing a short write does not already show.
     """
+    from pyarrow import parquet  # here: importing pyarrow costs ~1 s at the CLI's start
+
     frame.write_parquet(path)
     data = path.read_bytes()
     try:
