@@ -272,11 +272,23 @@ def test_version_1_manifest_with_a_wrong_row_count_is_rejected(delivery, warehou
     assert "treatments.parquet has 2 rows, the manifest lists 3" in recorded.reason
 
 
-def test_unreadable_manifest_is_landed_again(delivery, warehouse):
+@pytest.mark.parametrize("damage", ["unreadable", "missing"])
+def test_landing_without_a_readable_manifest_is_recorded_as_damaged_and_landed_again(
+        damage, delivery, warehouse):
     warehouse.land(delivery)
-    (warehouse.folder(delivery) / MANIFEST).write_text('{"site_id": "h-la-')
-    assert landed_manifests(warehouse.path) == []
+    path = warehouse.folder(delivery) / MANIFEST
+    if damage == "missing":
+        path.unlink()
+    else:
+        path.write_text('{"site_id": "h-la-')
+    (recorded,) = landed_manifests(warehouse.path)  # said, not left out of the record
+    assert (recorded.site_id, recorded.delivery_id, recorded.status) == (
+        SITE, DELIVERY, "rejected")
+    assert recorded.reason == ("damaged_landing: _manifest.json missing or unreadable; "
+                               "the inbox folder is needed to land it again")
+    assert recorded.delivery_date == DELIVERY
     assert warehouse.land(delivery, now=LATER).landed_at == LATER.isoformat()
+    assert landed_manifests(warehouse.path)[0].status == "landed"
 
 
 def _killed_staging(warehouse, delivery, kind: str, *, with_manifest: bool):

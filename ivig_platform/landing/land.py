@@ -29,6 +29,7 @@ from ivig_platform.landing.manifest import (
     MANIFEST,
     QUARANTINE_FILE,
     Manifest,
+    delivery_date,
     delivery_dir,
     landed_manifests,
     landing_problems,
@@ -104,14 +105,6 @@ def _identity(delivery: Delivery) -> tuple[str, str | None]:
         return content_hash(delivery.path), None
     where = os.fsencode(str(delivery.path.resolve()))
     return hashlib.sha256(b"refused folder\0" + where).hexdigest(), refused
-
-
-def delivery_date(delivery_id: str, today: date) -> date:
-    """The delivery's date bounds every date in it: its ISO `delivery_id`, else today (§5)."""
-    try:
-        return date.fromisoformat(delivery_id) if len(delivery_id) == 10 else today
-    except ValueError:
-        return today
 
 
 def is_current(manifest: Manifest | None, content: str, fingerprint: str) -> bool:

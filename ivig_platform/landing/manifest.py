@@ -12,8 +12,9 @@ from __future__ import annotations
 import json
 import shutil
 from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, date, datetime
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from ivig_platform.landing.contract import TABLES
 from ivig_platform.landing.integrity import FileRecord, file_problems, legacy_problems
@@ -78,10 +79,39 @@ def landed_manifests(warehouse: Path) -> list[Manifest]:
     """
     manifests: list[Manifest] = []
     for folder in sorted((warehouse / "landing").glob("site=*/delivery=*")):
-        manifest = read_manifest(folder) if folder.is_dir() else None
+        if not folder.is_dir():
+            continue
+        manifest = read_manifest(folder)
         if manifest is not None and _is_own_folder(warehouse, manifest, folder):
             manifests.append(checked_manifest(manifest, folder))
+        elif manifest is None and temporary_target(folder) is None:
+            manifests.append(_without_manifest(folder))
     return manifests
+
+
+def _without_manifest(folder: Path) -> Manifest:
+    """A delivery folder whose manifest is gone or unreadable: a landing only ever moves
+    into place complete, so this is damage, and it is said rather than left out (a
+    delivery missing from the record would vanish from `quality.site_delivery`)."""
+    site_id = unquote(folder.parent.name.removeprefix("site="))
+    delivery_id = unquote(folder.name.removeprefix("delivery="))
+    when = datetime.fromtimestamp(folder.stat().st_mtime, UTC)
+    reason = (f"damaged_landing: {MANIFEST} missing or unreadable; the inbox folder is "
+              "needed to land it again")
+    return Manifest(
+        site_id=site_id, delivery_id=delivery_id, status="rejected", reason=reason,
+        content_sha256="", landing_version="", key_fingerprint="",
+        delivery_date=delivery_date(delivery_id, when.date()).isoformat(),
+        landed_at=when.isoformat(), landed_files={},
+    )
+
+
+def delivery_date(delivery_id: str, today: date) -> date:
+    """The delivery's date bounds every date in it: its ISO `delivery_id`, else today (§5)."""
+    try:
+        return date.fromisoformat(delivery_id) if len(delivery_id) == 10 else today
+    except ValueError:
+        return today
 
 
 def _is_own_folder(warehouse: Path, manifest: Manifest, folder: Path) -> bool:
