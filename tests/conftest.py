@@ -15,7 +15,9 @@ import copy
 import csv
 import io
 import json
+import zipfile
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -33,7 +35,28 @@ KEY = b"test-pseudonym-key-0123456789abcdef"
 # delivery date" and "after the landing day" are different days.
 NOW = datetime(2026, 11, 25, 9, 30, tzinfo=UTC)
 
-Cell = str | int | float | date | datetime | None
+
+
+@dataclass(frozen=True)
+class Formula:
+    """An XLSX formula cell; `cached` None writes it the way a tool that does not
+    calculate does: an `<f>` with no `<v>`."""
+
+    text: str  # without the leading "="
+    cached: str | int | float | bool | None = None
+
+
+@dataclass(frozen=True)
+class DateSerial:
+    """A number cell in date format, as Excel stores dates (days since 1899-12-30); one
+    outside the calendar (1e10) is a cell the reader cannot convert."""
+
+    number: float
+
+
+Cell = str | int | float | bool | date | datetime | Formula | DateSerial | None
+# The cached value written for formulas that must have none, then cut from the sheet XML.
+_NO_VALUE = "__ivig_test_no_cached_value__"
 
 # A valid delivery of three patients. Patient 100234 has two cycles, and every template
 # row below refers to her; 100781 has one cycle; 101502 has none (so her adverse events
@@ -204,8 +227,10 @@ def to_csv(rows: Sequence[Sequence[str]], delimiter: str = ",", line_end: str = 
 
 
 def write_xlsx(path: Path, sheets: Mapping[str, Sequence[Sequence[Cell]]]) -> None:
-    """A workbook with one sheet per table: real date cells and real number cells."""
-    workbook = xlsxwriter.Workbook(str(path))
+    """A workbook with one sheet per table: real date, number, boolean, error (NaN and
+    infinity) and formula cells."""
+    # NaN and infinity are not Excel numbers: written as the error cells Excel shows.
+    workbook = xlsxwriter.Workbook(str(path), {"nan_inf_to_errors": True})
     date_format = workbook.add_format({"num_format": "dd/mm/yyyy"})
     for sheet_name, rows in sheets.items():
         sheet = workbook.add_worksheet(sheet_name)
@@ -213,7 +238,14 @@ def write_xlsx(path: Path, sheets: Mapping[str, Sequence[Sequence[Cell]]]) -> No
             for c, value in enumerate(row):
                 if value is None:
                     continue
-                if isinstance(value, date):
+                if isinstance(value, Formula):
+                    cached = _NO_VALUE if value.cached is None else value.cached
+                    sheet.write_formula(r, c, f"={value.text}", None, cached)
+                elif isinstance(value, DateSerial):
+                    sheet.write_number(r, c, value.number, date_format)
+                elif isinstance(value, bool):
+                    sheet.write_boolean(r, c, value)
+                elif isinstance(value, date):
                     moment = value if isinstance(value, datetime) else datetime(
                         value.year, value.month, value.day)
                     sheet.write_datetime(r, c, moment, date_format)
@@ -222,6 +254,19 @@ def write_xlsx(path: Path, sheets: Mapping[str, Sequence[Sequence[Cell]]]) -> No
                 else:
                     sheet.write_string(r, c, value)
     workbook.close()
+    _drop_cached_values(path)
+
+
+def _drop_cached_values(path: Path) -> None:
+    """Cut the `<v>` of the formulas written without a cached value from the sheet XML."""
+    with zipfile.ZipFile(path) as archive:
+        parts = [(info, archive.read(info.filename)) for info in archive.infolist()]
+    marker = f"<v>{_NO_VALUE}</v>".encode()
+    if not any(marker in data for _, data in parts):
+        return
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for info, data in parts:
+            archive.writestr(info, data.replace(marker, b""))
 
 
 def make_delivery(tmp_path: Path, site: str, delivery: str,

@@ -85,6 +85,25 @@ def test_reject_ambiguous_columns(extract, make_delivery, warehouse, tmp_path):
     assert "'patient_id'" in reason and "'NHC'" in reason
 
 
+@pytest.mark.parametrize("second", ["patient_id", "NHC"])
+def test_reject_ambiguous_columns_in_workbook(second, extract, make_delivery, warehouse,
+                                              tmp_path):
+    """The same header twice, verbatim or as an alias: fastexcel renames a verbatim copy
+    (`patient_id_1`), which used to be dropped as an unknown column."""
+    extract.add_column("patients", second, ["1", "2", "3"])
+    delivery = make_delivery(tmp_path, SITE, DELIVERY, extract.xlsx_tables(), xlsx=True)
+    reason = rejected(warehouse, delivery, "ambiguous_column")
+    assert "extract.xlsx[patients]" in reason and f"{second!r}" in reason
+
+
+def test_empty_header_cell_in_workbook_is_not_a_dropped_column(extract, make_delivery,
+                                                                warehouse, tmp_path):
+    extract.add_column("ivig_cycles", "", ["x", "y", "z"])
+    delivery = make_delivery(tmp_path, SITE, DELIVERY, extract.xlsx_tables(), xlsx=True)
+    manifest = warehouse.land(delivery)
+    assert (manifest.status, manifest.dropped_columns) == ("landed", [])
+
+
 def test_reject_ambiguous_spanish_and_english_columns(extract, make_delivery, warehouse,
                                                       tmp_path):
     extract.add_column("assessments", "Valor", ["3", "1149", "217", "15", "0.78"])

@@ -192,6 +192,11 @@ def test_dot_decimal_parses_back_in_dot_style(items):
     ("dot", "120 g", None),
     ("dot", "NaN", None),
     ("dot", "inf", None),
+    ("dot", "1e400", None),  # overflows a double: infinity is not a number anyone wrote
+    ("dot", "-1e400", None),
+    ("dot", "1e308", 1e308),
+    ("spanish", "9" * 400, None),
+    ("spanish", "1" + ".000" * 120, None),
     ("dot", None, None),
 ])
 def test_number_examples(style, text, expected):

@@ -17,7 +17,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from ivig_platform.landing.contract import CONTRACT, RULE_ORDER
+from ivig_platform.landing.contract import CONTRACT, REJECTION_CODES, RULE_ORDER
 
 CASES = Path(__file__).parent / "cases"
 SITE = "h-gregorio-maranon"
@@ -106,6 +106,7 @@ def test_row_rule_quarantines_the_row(case, rule_cases):
     assert record["rule"] == case["rule"]
     assert record["value"] == (case["value"] or None)
     assert f"{case['column']}: {case['rule']}" in record["detail"]
+    assert (case.get("detail") or "") in record["detail"]
     assert source_row not in landed_source_rows(warehouse, delivery, table)
 
 
@@ -137,8 +138,14 @@ def test_counts_add_up_in_a_delivery_mixing_many_bad_rows(rule_cases):
 
 def test_every_rule_of_the_vocabulary_has_a_test():
     covered_by_cases = {c["rule"] for c in RULE_CASES}
-    covered_below = {"malformed_row", "duplicate_key", "quarantined_patient", "no_landed_cycle"}
+    covered_below = {"malformed_row", "duplicate_key", "quarantined_patient", "no_landed_cycle",
+                     "formula_without_value"}  # the last in test_landing_xlsx_formulas.py
     assert covered_by_cases | covered_below == set(RULE_ORDER)
+
+
+def test_contract_md_documents_every_rule_and_rejection_code():
+    text = (Path(__file__).parents[1] / "ivig_platform" / "landing" / "CONTRACT.md").read_text()
+    assert [code for code in (*RULE_ORDER, *REJECTION_CODES) if f"`{code}`" not in text] == []
 
 
 def expected_landed(column: str, table: str, text: str):

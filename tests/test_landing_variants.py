@@ -373,3 +373,16 @@ def test_quoted_fields_keep_delimiters_inside(extract, make_delivery, warehouse,
     delivery, _ = land(warehouse, make_delivery, tmp_path, extract.csv_tables(delimiter=";"))
     drugs = by_row(warehouse.table(delivery, "treatments"), "drug")
     assert drugs[row] == "Micofenolato; 1.000 mg, cada 12 h"
+
+
+def test_delimiter_is_found_on_the_header_line_when_lines_end_in_cr_alone(
+        extract, make_delivery, warehouse, tmp_path):
+    """Old Mac exports end lines in CR alone (not §4, but seen): the header line is still
+    the first line, not the whole file with every comma of the drug names in it."""
+    for i in range(6):
+        extract.append("treatments", drug=f"Prednisona, 5 mg, día {i}, pauta, descendente, "
+                                          "con, comidas, y, control")
+    tables = {**extract.csv_tables(), "treatments": extract.csv("treatments", ";", "\r")}
+    delivery, manifest = land(warehouse, make_delivery, tmp_path, tables)
+    assert manifest.formats["treatments"] == "semicolon, utf-8"
+    assert manifest.tables["treatments"] == {"source_rows": 8, "landed": 8, "quarantined": 0}

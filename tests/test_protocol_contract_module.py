@@ -145,6 +145,7 @@ EXPECTED_CONTRACT: dict[str, Table] = {
 # The order in which rules are reported when a row breaks several: the first wins.
 EXPECTED_RULE_ORDER: tuple[str, ...] = (
     "malformed_row",
+    "formula_without_value",
     "required",
     "invalid_date",
     "date_out_of_range",

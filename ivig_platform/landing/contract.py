@@ -93,3 +93,8 @@ CONTRACT: dict[str, Table] = tables_of(_CONTRACT)
 
 # The order in which rules are reported when a row breaks several: the first wins.
 RULE_ORDER: tuple[str, ...] = _CONTRACT.rule_order
+
+# The codes a rejected delivery's reason starts with (`quality.site_delivery.reason`),
+# documented in CONTRACT.md. Any other reason is not landing's: `landing_error` is the
+# flow's, for a bug (an exception out of landing), and the gate's reasons are the gate's.
+REJECTION_CODES: tuple[str, ...] = tuple(r.code for r in _CONTRACT.rejections)

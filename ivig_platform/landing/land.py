@@ -1,65 +1,58 @@
 """Landing of one delivery: read, check, pseudonymise, write Parquet and a manifest.
 
-The manifest is the delivery's record in the warehouse (status, reason, counts, content
-hash). It is written last, after the Parquet files are in place, so a delivery whose
-manifest exists is completely landed; a crash half-way leaves no manifest and the next
-refresh lands the delivery again.
+The manifest is the delivery's record in the warehouse (manifest.py: status, reason,
+counts, content hash, and the size and SHA-256 of every file it names). Each call lands
+into a staging folder of its own and writes the manifest last, after every file was
+written, read back and verified; the finished folder is then swapped into place
+(staging.py). A crash half-way leaves only a staging folder, which nothing reads and
+`remove_stale_partials` removes. A landing in place is reused only when it is current and
+its files match its manifest; otherwise it is landed again.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
+import os
 import re
 import shutil
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from urllib.parse import quote
 
 import polars as pl
 
 from ivig_platform.landing.contract import TABLES
+from ivig_platform.landing.integrity import FileRecord, write_verified
+from ivig_platform.landing.links import unsafe_folder, unsafe_link
+from ivig_platform.landing.manifest import (
+    LANDED_FILES,
+    MANIFEST,
+    QUARANTINE_FILE,
+    Manifest,
+    delivery_date,
+    delivery_dir,
+    landed_manifests,
+    landing_problems,
+    read_manifest,
+    remove_stale_partials,
+)
 from ivig_platform.landing.pseudonym import key_fingerprint, pseudonym_expr
 from ivig_platform.landing.readers import DeliveryRejected, RawTable, read_delivery, sha256_file
 from ivig_platform.landing.rules import check_delivery
 from ivig_platform.landing.schema import QUARANTINE, landed_schema
+from ivig_platform.landing.staging import new_staging, swap_into_place
+
+# What the rest of the platform imports from here (the record lives in manifest.py).
+__all__ = [
+    "LANDED_FILES", "LANDING_VERSION", "MANIFEST", "Delivery", "DeliveryChanged", "Manifest",
+    "content_hash", "delivery_date", "delivery_dir", "is_current", "land_delivery",
+    "landed_manifests", "read_manifest", "remove_stale_partials",
+]
 
 # Bump when landing's output for the same input changes, so old landings are redone.
-LANDING_VERSION = "1"
-MANIFEST = "_manifest.json"
+# 2: manifests list their files with size and SHA-256 (`landed_files`).
+LANDING_VERSION = "2"
 SITE_ID = re.compile(r"^[a-z0-9_-]{2,32}$")
-
-
-@dataclass
-class Manifest:
-    site_id: str
-    delivery_id: str
-    status: str  # landed | rejected
-    reason: str | None
-    content_sha256: str
-    landing_version: str
-    key_fingerprint: str
-    delivery_date: str
-    landed_at: str
-    source_rows: int = 0
-    rows_landed: int = 0
-    rows_quarantined: int = 0
-    tables: dict[str, dict[str, int]] = field(default_factory=dict)
-    files: dict[str, str] = field(default_factory=dict)
-    formats: dict[str, str] = field(default_factory=dict)
-    dropped_columns: list[str] = field(default_factory=list)
-
-    @property
-    def rejection_code(self) -> str | None:
-        return self.reason.split(":", 1)[0] if self.reason else None
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2, ensure_ascii=False)
-
-    @classmethod
-    def from_json(cls, text: str) -> Manifest:
-        return cls(**json.loads(text))
 
 
 @dataclass(frozen=True)
@@ -75,14 +68,6 @@ class Delivery:
         return f"{self.site_id}/{self.delivery_id}"
 
 
-def delivery_dir(warehouse: Path, site_id: str, delivery_id: str) -> Path:
-    """Hive-style partition folders; odd folder names are percent-encoded, never trusted."""
-    return (
-        warehouse / "landing" / f"site={quote(site_id, safe='')}"
-        / f"delivery={quote(delivery_id, safe='')}"
-    )
-
-
 class DeliveryChanged(OSError):
     """The delivery's files changed while it was being landed: a transient condition."""
 
@@ -91,39 +76,35 @@ def content_hash(folder: Path) -> str:
     """A delivery's identity is its files' names and bytes, not its folder's timestamps.
 
     The `_READY` marker is a signal, not content: adding it does not make a new delivery.
+    A symbolic link counts by where it points, never by what it points at: hashing must
+    not open a file that landing may refuse to read (links.py). `rglob` does not descend
+    into linked folders.
     """
     digest = hashlib.sha256()
-    files = (p for p in folder.rglob("*") if p.is_file() and p.name != "_READY")
-    for path in sorted(files):
+    entries = (p for p in folder.rglob("*")
+               if (p.is_symlink() or p.is_file()) and p.name != "_READY")
+    for path in sorted(entries):
         digest.update(str(path.relative_to(folder)).encode())
         digest.update(b"\0")
-        digest.update(sha256_file(path).encode())
+        if path.is_symlink():
+            digest.update(b"link\0" + os.fsencode(os.readlink(path)))
+        else:
+            digest.update(sha256_file(path).encode())
     return digest.hexdigest()
 
 
-def delivery_date(delivery_id: str, today: date) -> date:
-    """The delivery's date bounds every date in it: its ISO `delivery_id`, else today (§5)."""
-    try:
-        return date.fromisoformat(delivery_id) if len(delivery_id) == 10 else today
-    except ValueError:
-        return today
+def _identity(delivery: Delivery) -> tuple[str, str | None]:
+    """The delivery's content hash, and why its folder must not be read (None: it may).
 
-
-def landed_manifests(warehouse: Path) -> list[Manifest]:
-    """Every delivery landing has recorded: the warehouse, not the inbox, is the record.
-
-    Hospitals' inbox folders get archived or cleaned; a site's accepted delivery must stay
-    in force after its folder is gone.
+    A delivery folder reached through a link out of place is refused unread: its identity
+    is where the link leads, so a changed link is a new delivery and an unchanged one is
+    not refused again on every refresh.
     """
-    return [
-        Manifest.from_json(path.read_text())
-        for path in sorted((warehouse / "landing").glob(f"site=*/delivery=*/{MANIFEST}"))
-    ]
-
-
-def read_manifest(folder: Path) -> Manifest | None:
-    path = folder / MANIFEST
-    return Manifest.from_json(path.read_text()) if path.exists() else None
+    refused = unsafe_folder(delivery.path, delivery.path.parent.parent)
+    if refused is None:
+        return content_hash(delivery.path), None
+    where = os.fsencode(str(delivery.path.resolve()))
+    return hashlib.sha256(b"refused folder\0" + where).hexdigest(), refused
 
 
 def is_current(manifest: Manifest | None, content: str, fingerprint: str) -> bool:
@@ -132,6 +113,7 @@ def is_current(manifest: Manifest | None, content: str, fingerprint: str) -> boo
         and manifest.content_sha256 == content
         and manifest.landing_version == LANDING_VERSION
         and manifest.key_fingerprint == fingerprint
+        and manifest.landed_files is not None
     )
 
 
@@ -181,14 +163,16 @@ def land_delivery(delivery: Delivery, warehouse: Path, key: bytes,
     """Land one delivery (or find it already landed) and return its manifest.
 
     Never raises for bad input: a delivery that cannot be used comes back with status
-    `rejected` and a reason; the caller carries on with the other sites.
+    `rejected` and a reason; the caller carries on with the other sites. A landing in
+    place is reused only when it is current and its files match its manifest; anything
+    else is landed again. The staging folder is removed whatever happens.
     """
     now = now or datetime.now(UTC)
     target = delivery_dir(warehouse, delivery.site_id, delivery.delivery_id)
-    content = content_hash(delivery.path)
+    content, refused = _identity(delivery)
     fingerprint = key_fingerprint(key)
     existing = read_manifest(target)
-    if is_current(existing, content, fingerprint):
+    if is_current(existing, content, fingerprint) and not landing_problems(existing, target):
         return existing
     manifest = Manifest(
         site_id=delivery.site_id,
@@ -201,34 +185,41 @@ def land_delivery(delivery: Delivery, warehouse: Path, key: bytes,
         delivery_date=delivery_date(delivery.delivery_id, now.date()).isoformat(),
         landed_at=now.isoformat(),
     )
-    staging = target.with_name(target.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
+    staging = new_staging(target)
     try:
-        _land_into(delivery, staging, key, now, manifest)
-    except DeliveryRejected as rejected:
+        try:
+            if refused is not None:
+                raise DeliveryRejected("unsafe_file", refused)
+            manifest.landed_files = _land_into(delivery, staging, key, now, manifest)
+        except DeliveryRejected as rejected:
+            shutil.rmtree(staging)
+            staging.mkdir()
+            manifest.status = "rejected"
+            manifest.reason = str(rejected)
+            manifest.rows_landed = manifest.rows_quarantined = 0
+            manifest.tables = {}
+            manifest.landed_files = {}
+        if _identity(delivery)[0] != content:
+            raise DeliveryChanged(f"{delivery.label} changed while it was being landed")
+        # Last: the manifest exists only once every file it lists was verified.
+        (staging / MANIFEST).write_text(manifest.to_json())
+        swap_into_place(staging, target)
+    finally:
         shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(parents=True)
-        manifest.status = "rejected"
-        manifest.reason = str(rejected)
-        manifest.rows_landed = manifest.rows_quarantined = 0
-        manifest.tables = {}
-    if content_hash(delivery.path) != content:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise DeliveryChanged(f"{delivery.label} changed while it was being landed")
-    (staging / MANIFEST).write_text(manifest.to_json())
-    shutil.rmtree(target, ignore_errors=True)
-    staging.rename(target)
     return manifest
 
 
 def _land_into(delivery: Delivery, folder: Path, key: bytes, now: datetime,
-               manifest: Manifest) -> None:
+               manifest: Manifest) -> dict[str, FileRecord]:
+    """Write the delivery's Parquet files into `folder`; return their verified records."""
     if not SITE_ID.match(delivery.site_id):
         raise DeliveryRejected(
             "invalid_site_id",
             f"site folder {delivery.site_id!r} is not 2-32 characters of a-z 0-9 - _",
         )
+    link = unsafe_link(delivery.path, delivery.path.parent.parent)
+    if link is not None:
+        raise DeliveryRejected("unsafe_file", link)
     raw_tables = read_delivery(delivery.path)
     manifest.source_rows = sum(t.source_rows for t in raw_tables.values())
     manifest.files = {t.source_file: t.file_sha256 for t in raw_tables.values()}
@@ -243,10 +234,11 @@ def _land_into(delivery: Delivery, folder: Path, key: bytes, now: datetime,
     ids = pl.concat([checked[name].landed.get_column("patient_id") for name in TABLES])
     patient_key = pseudonym_expr(ids, key, delivery.site_id)
     quarantined: list[pl.DataFrame] = []
+    files: dict[str, FileRecord] = {}
     for name in TABLES:
         raw, result = raw_tables[name], checked[name]
         landed = _landed(result.landed, raw, delivery, now, patient_key)
-        landed.write_parquet(folder / f"{name}.parquet")
+        files[f"{name}.parquet"] = write_verified(landed, folder / f"{name}.parquet")
         bad = _quarantine(result.quarantined, raw, delivery)
         quarantined.append(bad)
         manifest.tables[name] = {
@@ -254,6 +246,7 @@ def _land_into(delivery: Delivery, folder: Path, key: bytes, now: datetime,
             "landed": landed.height,
             "quarantined": bad.height,
         }
-    pl.concat(quarantined).write_parquet(folder / "quarantine.parquet")
+    files[QUARANTINE_FILE] = write_verified(pl.concat(quarantined), folder / QUARANTINE_FILE)
     manifest.rows_landed = sum(t["landed"] for t in manifest.tables.values())
     manifest.rows_quarantined = sum(t["quarantined"] for t in manifest.tables.values())
+    return files

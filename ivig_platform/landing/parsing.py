@@ -23,23 +23,52 @@ _DAY_FIRST = r"^(\d{1,2})[/-](\d{1,2})[/-](\d{4})$"
 _SPANISH_NUMBER = r"^[+-]?(?:[1-9]\d{0,2}(?:\.\d{3})+|\d+)(?:,\d+)?$"
 _DOT_NUMBER = r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$"
 
+# Characters that show nothing: zero-width space, non-joiner and joiner, word joiner,
+# the BOM (zero-width no-break space) anywhere in a file, and the soft hyphen. Copied from
+# a web page or an EHR screen they hide in cells: `100234\u200b` looks like 100234.
+INVISIBLE = "\u200b\u200c\u200d\u2060\ufeff\u00ad"
+# Unicode's White_Space characters (what Rust's `\s` and `str::trim` know), the plain
+# space first: NBSP, the typographic spaces, the ideographic space, line separators.
+WHITESPACE = (
+    " \t\n\x0b\x0c\r\x85\xa0\u1680" + "".join(map(chr, range(0x2000, 0x200B)))
+    + "\u2028\u2029\u202f\u205f\u3000"
+)
+# Literal replacements (one Aho-Corasick pass, several times faster than regexes).
+_CLEAN_FROM = [*INVISIBLE, *WHITESPACE[1:]]
+_CLEAN_TO = [""] * len(INVISIBLE) + [" "] * (len(WHITESPACE) - 1)
+
 
 def fold(text: str) -> str:
     """Case-, accent- and space-insensitive form of a single string (for headers)."""
     decomposed = unicodedata.normalize("NFKD", text)
-    stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    stripped = "".join(
+        ch for ch in decomposed if not unicodedata.combining(ch) and ch not in INVISIBLE
+    )
     return stripped.strip().lower()
 
 
 def fold_header(text: str) -> str:
-    """Header matching ignores case, accents, spaces, hyphens and underscores (§3)."""
-    return "".join(ch for ch in fold(text.lstrip("\ufeff")) if ch not in " -_\t")
+    """Header matching ignores case, accents, spaces (any Unicode space), hyphens,
+    underscores and invisible characters (§3)."""
+    return "".join(ch for ch in fold(text) if not ch.isspace() and ch not in "-_")
+
+
+def clean_code(expr: pl.Expr) -> pl.Expr:
+    """The text of an identifier or code as it is matched: no invisible characters, and
+    every Unicode space a plain space, so `100234\u200b` is patient 100234.
+
+    Free text (drug, term) is not cleaned inside: only its ends are trimmed
+    (`blank_to_null`).
+    """
+    return expr.str.replace_many(_CLEAN_FROM, _CLEAN_TO)
 
 
 def fold_expr(expr: pl.Expr) -> pl.Expr:
-    """Vectorised `fold`: category values ignore case, accents and surrounding spaces."""
+    """Vectorised `fold`: category values ignore case, accents, invisible characters and
+    surrounding spaces."""
     return (
-        expr.str.normalize("NFKD")
+        clean_code(expr)
+        .str.normalize("NFKD")
         .str.replace_all(r"\p{M}", "")
         .str.strip_chars()
         .str.to_lowercase()
@@ -47,8 +76,10 @@ def fold_expr(expr: pl.Expr) -> pl.Expr:
 
 
 def blank_to_null(expr: pl.Expr) -> pl.Expr:
-    """Cells holding only spaces are empty: hospitals' exports pad fixed-width fields."""
-    stripped = expr.str.strip_chars()
+    """The cell as written without what surrounds it: spaces of any kind and invisible
+    characters. Cells holding only those are empty: hospitals' exports pad fixed-width
+    fields, and a cell holding a zero-width space looks empty to whoever fills it."""
+    stripped = expr.str.strip_chars(WHITESPACE + INVISIBLE)
     return pl.when(stripped == "").then(None).otherwise(stripped)
 
 
@@ -57,8 +88,9 @@ def parse_date(expr: pl.Expr) -> pl.Expr:
 
     XLSX date cells arrive as `YYYY-MM-DD 00:00:00`, which the ISO branch takes. An
     impossible calendar day (31/02/2020) is null, so it is quarantined as invalid.
+    Invisible characters do not count (as in codes).
     """
-    s = expr.str.strip_chars()
+    s = clean_code(expr).str.strip_chars()
     iso = s.str.extract_groups(_ISO)
     dmy = s.str.extract_groups(_DAY_FIRST)
     year = pl.coalesce(iso.struct.field("1"), dmy.struct.field("3"))
@@ -71,15 +103,22 @@ def parse_date(expr: pl.Expr) -> pl.Expr:
 
 
 def parse_number(expr: pl.Expr, style: NumberStyle) -> pl.Expr:
-    """A decimal in the file's convention; anything else (`1.5` in a `;` file) is null."""
-    s = expr.str.strip_chars()
+    """A decimal in the file's convention; anything else (`1.5` in a `;` file) is null.
+
+    A number too large for a double (`1e400`, or 400 digits) would read as infinity: it
+    is not a number anyone measured, so it is null (and quarantined as `invalid_number`)
+    rather than a value that passes `> 0` and breaks every mean downstream. Invisible
+    characters do not count (as in codes).
+    """
+    s = clean_code(expr).str.strip_chars()
     if style == "spanish":
         ok = s.str.contains(_SPANISH_NUMBER)
         canonical = s.str.replace_all(".", "", literal=True).str.replace(",", ".", literal=True)
     else:
         ok = s.str.contains(_DOT_NUMBER)
         canonical = s
-    return pl.when(ok).then(canonical.cast(pl.Float64, strict=False)).otherwise(None)
+    number = canonical.cast(pl.Float64, strict=False)
+    return pl.when(ok & number.is_finite()).then(number).otherwise(None)
 
 
 def parse_mrc(expr: pl.Expr) -> pl.Expr:
@@ -88,7 +127,7 @@ def parse_mrc(expr: pl.Expr) -> pl.Expr:
     0-, 0+ and 5+ do not exist on the scale and are null. Spaces inside (`4 +`) are
     tolerated; a decimal such as `4.33` is not a grade and is null.
     """
-    s = expr.str.replace_all(r"\s", "")
+    s = clean_code(expr).str.replace_all(r"\s", "")
     parts = s.str.extract_groups(r"^([0-5])([+-]?)$")
     grade = parts.struct.field("1").cast(pl.Float64, strict=False)
     mod = parts.struct.field("2")
@@ -102,9 +141,9 @@ def parse_mrc(expr: pl.Expr) -> pl.Expr:
 
 
 def fold_unit(expr: pl.Expr) -> pl.Expr:
-    """CK units compared without case, spaces, and with µ/μ written as u."""
+    """CK units compared without case, spaces, invisible characters, and with µ/μ as u."""
     return (
-        expr.str.replace_all(r"\s", "")
+        clean_code(expr).str.replace_all(r"\s", "")
         .str.replace_all("[µμ]", "u")
         .str.to_lowercase()
     )

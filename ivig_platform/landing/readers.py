@@ -12,22 +12,28 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
 
-from ivig_platform.landing.contract import CONTRACT, TABLES, Table
+from ivig_platform.landing.contract import CONTRACT, REJECTION_CODES, TABLES, Table
 from ivig_platform.landing.parsing import NumberStyle, fold_header
+from ivig_platform.landing.xlsx_cells import sheet_cells, sheet_parts
 
 XLSX_NAME = "extract.xlsx"
 SOURCE_ROW = "_source_row"
+# Prefix of the hidden columns holding, per row, the formula of a cell without a value.
+FORMULA = "__formula_"
 
 
 class DeliveryRejected(Exception):
     """The delivery cannot be used as a whole (protocol §2); `code` is machine-readable."""
 
     def __init__(self, code: str, message: str):
+        if code not in REJECTION_CODES:
+            raise ValueError(f"undocumented rejection code {code!r} (contract.REJECTION_CODES)")
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
@@ -38,7 +44,9 @@ class RawTable:
     """One table of a delivery as the hospital wrote it, columns renamed to the contract."""
 
     name: str
-    frame: pl.DataFrame  # canonical column names, all Utf8, plus `_source_row` (1-based)
+    # Canonical column names, all Utf8, plus `_source_row` (1-based); XLSX tables also
+    # `__formula_<column>` where a formula cell has no value.
+    frame: pl.DataFrame
     source_file: str
     file_sha256: str
     number_style: NumberStyle
@@ -142,7 +150,7 @@ def sniff_delimiter(header_line: str) -> str:
 def read_csv_table(table: Table, path: Path) -> RawTable:
     source = path.name
     text, encoding = decode(path.read_bytes(), source)
-    first_line = text.split("\n", 1)[0]
+    first_line = re.split(r"\r\n?|\n", text, maxsplit=1)[0]  # CR alone ends a line too
     delimiter = sniff_delimiter(first_line)
     try:
         records = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
@@ -180,7 +188,15 @@ def read_csv_table(table: Table, path: Path) -> RawTable:
 
 
 def read_xlsx_tables(path: Path) -> dict[str, RawTable]:
-    """One sheet per table. Cells are read as text: dates as ISO, numbers with a `.`."""
+    """One sheet per table. Cells are read as text: dates as ISO, numbers with a `.`.
+
+    What the reader shows as empty is checked against the sheet XML (xlsx_cells.py): a
+    cell it could not convert (an error value, a date beyond its calendar) gets its raw
+    text, judged by the rules as in a CSV; a formula cell without a cached value keeps
+    its row (even when nothing else in it has a value) and its formula goes into a hidden
+    column `__formula_<column>`, so the rules quarantine the row as
+    `formula_without_value` instead of landing a NULL nobody wrote.
+    """
     import fastexcel
 
     source = path.name
@@ -188,6 +204,7 @@ def read_xlsx_tables(path: Path) -> dict[str, RawTable]:
     try:
         reader = fastexcel.read_excel(str(path))
         sheets = {fold_header(name): name for name in reader.sheet_names}
+        parts = sheet_parts(path)
     except Exception as exc:  # calamine raises its own error types for corrupt files
         raise DeliveryRejected("unreadable_file", f"{source}: not a readable XLSX ({exc})") \
             from None
@@ -198,25 +215,44 @@ def read_xlsx_tables(path: Path) -> dict[str, RawTable]:
         if sheet is None:
             raise DeliveryRejected("missing_table", f"{source}: no sheet named {name!r}")
         try:
-            loaded = reader.load_sheet_by_name(sheet, dtypes="string").to_polars()
+            # The header row is read as a row, not by the reader's header logic, which
+            # renames a second `patient_id` to `patient_id_1` (then dropped as unknown
+            # instead of rejected as ambiguous) and names empty headers `__UNNAMED__n`.
+            batch, errors = reader.load_sheet_by_name(sheet, header_row=None,
+                                                      dtypes="string").to_arrow_with_errors()
+            grid = pl.from_arrow(batch)
         except Exception as exc:
             raise DeliveryRejected(
                 "unreadable_file", f"{source}: sheet {sheet!r} cannot be read ({exc})"
             ) from None
-        headers = [str(h) for h in loaded.columns]
+        headers = [cell or "" for cell in grid.row(0)] if grid.height else []
+        loaded = grid.slice(1)
         mapping, dropped = map_columns(table, headers, f"{source}[{sheet}]")
-        # Rows whose every cell is empty are spreadsheet padding, not records.
-        numbered = (
-            loaded.select(pl.all().cast(pl.Utf8))
-            .with_row_index(SOURCE_ROW, offset=1)
-            .filter(~pl.all_horizontal(pl.exclude(SOURCE_ROW).is_null()))
+        unread = [e.offset_position for e in errors.errors if e.offset_position[0] > 0] \
+            if errors is not None else []
+        try:
+            cells = sheet_cells(path, parts.get(sheet), converted=bool(unread))
+        except Exception as exc:  # XML the reader took but expat does not
+            raise DeliveryRejected(
+                "unreadable_file", f"{source}: sheet {sheet!r}'s XML cannot be read ({exc})"
+            ) from None
+        formulas = [c for c in cells.relative(cells.formulas) if c[1] < len(headers)]
+        text = _unread_as_text(loaded.select(pl.all().cast(pl.Utf8)), unread,
+                               cells.relative(cells.raw), f"{source}[{sheet}]")
+        numbered = _with_formula_rows(
+            text.with_row_index(SOURCE_ROW, offset=1)
+            .with_columns(pl.col(SOURCE_ROW).cast(pl.Int32)),
+            sorted({row for row, _, _ in formulas}),
         )
         missing = [c.name for c in table.columns if c.name not in mapping.values()]
+        marks = _formula_columns(formulas, mapping)
         frame = numbered.select(
-            *(pl.col(headers[pos]).alias(canonical) for pos, canonical in mapping.items()),
+            *(pl.col(loaded.columns[pos]).alias(canonical) for pos, canonical in mapping.items()),
             *(pl.lit(None, dtype=pl.Utf8).alias(m) for m in missing),
-            pl.col(SOURCE_ROW).cast(pl.Int32),
+            pl.col(SOURCE_ROW),
         ).select([c.name for c in table.columns] + [SOURCE_ROW])
+        if not marks.is_empty():
+            frame = frame.join(marks, on=SOURCE_ROW, how="left")
         tables[name] = RawTable(
             name=name,
             frame=frame,
@@ -227,6 +263,65 @@ def read_xlsx_tables(path: Path) -> dict[str, RawTable]:
             dropped_columns=dropped,
         )
     return tables
+
+
+def _unread_as_text(frame: pl.DataFrame, unread: list[tuple[int, int]],
+                    raw: list[tuple[int, int, str | None]], source: str) -> pl.DataFrame:
+    """The cells the reader could not convert (data row, column), as their XML text.
+
+    The reader says which cells these are; the sheet XML (`raw`: every converted cell's
+    `<v>`, by data row and column) says what they hold. A cell the XML does not place
+    where the reader does means the two disagree on where the table starts: nothing
+    would be safe to land from that sheet.
+    """
+    if not unread:
+        return frame
+    texts = {(row, col): text for row, col, text in raw}
+    by_column: dict[int, list[str | None]] = {}
+    for row, col in unread:
+        if (row, col) not in texts or not (1 <= row <= frame.height and col < frame.width):
+            raise DeliveryRejected(
+                "unreadable_file",
+                f"{source}: a cell the reader could not convert (data row {row}, column "
+                f"{col + 1}) is not where the sheet's XML has it",
+            )
+        by_column.setdefault(col, [None] * frame.height)[row - 1] = texts[(row, col)]
+    return frame.with_columns(
+        pl.coalesce(pl.col(frame.columns[col]), pl.Series(values, dtype=pl.Utf8))
+        .alias(frame.columns[col])
+        for col, values in by_column.items()
+    )
+
+
+def _with_formula_rows(numbered: pl.DataFrame, formula_rows: list[int]) -> pl.DataFrame:
+    """Rows with a cell of any kind; rows whose every cell is empty are padding.
+
+    A formula without a value is content the reader cannot see: its row is kept, and
+    added when it lies below the last row with a value (where the reader's range ends).
+    """
+    below = [row for row in formula_rows if row > numbered.height]
+    if below:
+        numbered = pl.concat(
+            [numbered, pl.DataFrame({SOURCE_ROW: below}, schema={SOURCE_ROW: pl.Int32})],
+            how="diagonal",
+        )
+    content = ~pl.all_horizontal(pl.exclude(SOURCE_ROW).is_null())
+    return numbered.filter(content | pl.col(SOURCE_ROW).is_in(formula_rows))
+
+
+def _formula_columns(cells: list[tuple[int, int, str | None]],
+                     mapping: dict[int, str]) -> pl.DataFrame:
+    """`_source_row` and one `__formula_<column>` per contract column with such cells."""
+    by_column: dict[str, dict[int, str]] = {}
+    for row, col, text in cells:
+        if col in mapping:
+            by_column.setdefault(mapping[col], {})[row] = text or "="
+    rows = sorted({row for found in by_column.values() for row in found})
+    return pl.DataFrame(
+        {SOURCE_ROW: rows, **{f"{FORMULA}{column}": [found.get(r) for r in rows]
+                              for column, found in by_column.items()}},
+        schema={SOURCE_ROW: pl.Int32, **{f"{FORMULA}{c}": pl.Utf8 for c in by_column}},
+    )
 
 
 def read_delivery(folder: Path) -> dict[str, RawTable]:

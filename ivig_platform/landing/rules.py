@@ -28,13 +28,15 @@ from ivig_platform.landing.contract import (
 from ivig_platform.landing.parsing import (
     NumberStyle,
     blank_to_null,
+    clean_code,
     fold_expr,
     fold_unit,
     parse_date,
     parse_mrc,
     parse_number,
 )
-from ivig_platform.landing.readers import SOURCE_ROW, RawTable
+from ivig_platform.landing.readers import FORMULA, SOURCE_ROW, RawTable
+from ivig_platform.landing.schema import landed_schema
 
 EARLIEST_DATE = date(1900, 1, 1)
 # Prefix of the text columns kept for quarantine values: the cell as written, trimmed, and
@@ -48,6 +50,12 @@ class Check:
     rule: str
     column: str
     violated: pl.Expr
+    note: str | None = None  # said after the rule in `detail` (e.g. the limit broken)
+
+    @property
+    def detail(self) -> str:
+        text = f"{self.column}: {self.rule}"
+        return f"{text} ({self.note})" if self.note else text
 
 
 @dataclass
@@ -90,7 +98,9 @@ def _typed(column: Column, style: NumberStyle) -> pl.Expr:
             .list.unique()
             .list.sort()
         )
-    return text  # id, text, value: kept as text here
+    if column.kind == "id":
+        return clean_code(text)  # matched across tables and pseudonymised as cleaned
+    return text  # text, value: kept as text here (value is parsed per measure)
 
 
 def field_checks(table: Table, style: NumberStyle, delivery_date: date) -> list[Check]:
@@ -115,6 +125,8 @@ def field_checks(table: Table, style: NumberStyle, delivery_date: date) -> list[
             if column.kind == "integer":
                 checks.append(Check("not_integer", column.name, typed != typed.floor()))
             checks.append(Check("out_of_range", column.name, _outside(typed, column)))
+            if column.kind == "integer":
+                checks.append(_beyond_storage(typed, table.name, column.name))
         elif column.kind in ("category", "yesno"):
             checks.append(Check("invalid_category", column.name, present & typed.is_null()))
         elif column.kind == "list":
@@ -128,6 +140,28 @@ def field_checks(table: Table, style: NumberStyle, delivery_date: date) -> list[
             if column.not_null:
                 checks.append(Check("required", column.name, typed.list.len() == 0))
     return checks
+
+
+def formula_checks(columns: list[str]) -> list[Check]:
+    """A formula cell without a value is a value nobody can see: its row is quarantined
+    (readers.py puts the formula in a hidden column)."""
+    return [
+        Check("formula_without_value", name.removeprefix(FORMULA), pl.col(name).is_not_null())
+        for name in columns if name.startswith(FORMULA)
+    ]
+
+
+def _beyond_storage(value: pl.Expr, table: str, column: str) -> Check:
+    """An integer the landed type cannot hold (cycle 1e10) is out of range, not a crash.
+
+    The contract gives cycle_number no upper bound; the landed INTEGER does.
+    """
+    dtype = landed_schema(table)[column]
+    low, high = pl.select(dtype.min().alias("low"), dtype.max().alias("high")).row(0)
+    return Check(
+        "out_of_range", column, (value < low) | (value > high),
+        note=f"the landed column holds whole numbers from {low} to {high}",
+    )
 
 
 def _outside(value: pl.Expr, column: Column) -> pl.Expr:
@@ -191,7 +225,8 @@ def type_table(raw_table: RawTable, delivery_date: date) -> tuple[pl.DataFrame, 
     table = CONTRACT[raw_table.name]
     texts = [blank_to_null(pl.col(c.name)).alias(f"{RAW}{c.name}") for c in table.columns]
     typed = [_typed(c, raw_table.number_style).alias(c.name) for c in table.columns]
-    checks = field_checks(table, raw_table.number_style, delivery_date)
+    checks = field_checks(table, raw_table.number_style, delivery_date) + formula_checks(
+        raw_table.frame.columns)
     steps = [texts, typed]
     if table.name == "assessments":
         more, extra = assessment_checks(raw_table.number_style)
@@ -241,7 +276,7 @@ def first_violation(frame: pl.DataFrame, table: Table, checks: list[Check]) -> p
     )
     detail = pl.concat_str(
         [
-            pl.when(v).then(pl.lit(f"{c.column}: {c.rule}"))
+            pl.when(v).then(pl.lit(c.detail))
             for c, v in zip(ranked, violated, strict=True)
         ],
         separator="; ",
@@ -265,7 +300,10 @@ def split(frame: pl.DataFrame, table: Table) -> Checked:
     value_columns = [c.name for c in table.columns if c.name not in identifiers]
     value = pl.lit(None, pl.Utf8)
     for name in value_columns:
-        value = pl.when(pl.col("_column") == name).then(raw(name)).otherwise(value)
+        shown = raw(name)
+        if f"{FORMULA}{name}" in frame.columns:  # the formula of a cell without a value
+            shown = pl.coalesce(shown, pl.col(f"{FORMULA}{name}"))
+        value = pl.when(pl.col("_column") == name).then(shown).otherwise(value)
     bad = frame.filter(pl.col("_rule").is_not_null()).select(
         pl.col(SOURCE_ROW).alias("source_row"),
         pl.col("_column").alias("column_name"),
@@ -274,7 +312,7 @@ def split(frame: pl.DataFrame, table: Table) -> Checked:
         pl.col("_detail").alias("detail"),
     )
     good = frame.filter(pl.col("_rule").is_null()).drop(
-        cs.starts_with(RAW, TMP), "_rule", "_column", "_detail"
+        cs.starts_with(RAW, TMP, FORMULA), "_rule", "_column", "_detail"
     )
     return Checked(landed=good, quarantined=bad)
 
