@@ -547,9 +547,10 @@ def _contribution_table(
         notes.append(f"Freshness (marts.mart_site_freshness): {NOT_AVAILABLE}.")
     if has_freshness:
         notes.append(
-            "Freshness: days since the site's accepted delivery landed; 'warn' and 'error' "
-            "past the thresholds of marts.mart_site_freshness, 'error' also when no delivery "
-            "of the site was ever accepted."
+            "Freshness: days since the date of the site's accepted delivery (its delivery id "
+            "when that is a date, else the day it was received); 'warn' and 'error' past the "
+            "thresholds of marts.mart_site_freshness, 'error' also when no delivery of the "
+            "site was ever accepted."
         )
     status = _lookup(freshness, "freshness_status") if has_freshness else {}
     days = _lookup(freshness, "days_since_accepted_delivery") if has_freshness else {}
