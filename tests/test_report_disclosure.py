@@ -145,6 +145,27 @@ def test_suppression_patterns(values, relations, expected) -> None:
     assert _shown(_system(values, *relations)) == expected
 
 
+def test_a_table_protects_its_small_count_with_its_own_cells_first() -> None:
+    """Efficacy, other indication, mRSS: 6 patients (table 1), 5 paired, 1 without a post
+    value. Hiding the 5 alone leaves it pinned by the responders' denominator (5, all
+    pairs), so both go — the efficacy table's own cells — rather than table 1's 6."""
+    system = CountSystem()
+    for cell, value in {"cohort|n": 6, "efficacy|paired": 5, "efficacy|baseline_only": 0,
+                        "efficacy|post_only": 1, "efficacy|denominator": 5,
+                        "efficacy|responders": 2}.items():
+        system.add(cell, value)
+    assert system.relate("cohort|n", ("efficacy|paired", "efficacy|baseline_only",
+                                      "efficacy|post_only"), remainder="efficacy|neither")
+    assert system.relate("efficacy|paired", ("efficacy|denominator",), remainder="efficacy|r")
+    assert system.relate("efficacy|denominator", ("efficacy|responders",),
+                         remainder="efficacy|not_responders")
+    assert _shown(system) == {
+        "cohort|n": "6", "efficacy|paired": HIDDEN, "efficacy|baseline_only": "0",
+        "efficacy|post_only": SMALL, "efficacy|denominator": HIDDEN,
+        "efficacy|responders": SMALL,
+    }
+
+
 def _table(interior: list[list[int]]) -> tuple[CountSystem, dict[str, int]]:
     """A two-way table with row, column and grand totals, as cells r{i}c{j}, r{i}, c{j}, t."""
     values = {f"r{i}c{j}": v for i, row in enumerate(interior) for j, v in enumerate(row)}

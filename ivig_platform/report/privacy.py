@@ -37,8 +37,10 @@ of small cells). So each hidden cell is then checked exactly: an integer program
 relations linked to it asks whether the cell can take a value other than its own. If not,
 the remedy is, in order: the smallest cell of the same table whose hiding protects it;
 showing a small count of its relations as ``§6`` instead of ``<5``, when that protects it;
-the smallest cell of the same table; then the same with the cells of other tables (a table
-protects its small counts with its own cells first); and the check repeats. Hiding a cell,
+a set of cells of the same table; the smallest cell of another table; a set of any linked
+cells (a table protects its small counts with its own cells first). A set is pruned so
+that no part of it can be shown again, the largest counts offered back first. Then the
+check repeats. Hiding a cell,
 or widening a ``<5`` to ``§6``, only adds possibilities, so a cell once protected stays
 protected and the loop ends (at worst with every cell of the relations hidden).
 """
@@ -63,6 +65,8 @@ MISSING = "—"
 _SMALL = range(1, 5)
 #: How many candidate partners are tried (each costs two integer programs).
 _TRIED = 6
+#: How many shown cells in a row a set of partners may reach through.
+_REACH = 2
 
 HIDDEN_NOTE = (
     f"{HIDDEN}: not shown, so that no count shown as {MASK} can be worked out from the other "
@@ -331,22 +335,21 @@ class _State:
         same = [c for c in linked if table_of(c) == table_of(cell)]
         other = [c for c in linked if table_of(c) != table_of(cell)]
         for partner in same[:_TRIED]:
-            if self.protects(cell, secondary=partner):
+            if self.protects(cell, hidden=[partner]):
                 self.hide(partner)
                 return
         for small in self.small_counts_linked(cell)[:_TRIED]:
             if self.protects(cell, widened=small):
                 self.widen(small)
                 return
-        if same:  # no single cell will do: hide the smallest and look again
-            self.hide(same[0])
-            return
+        wider = self.linked_candidates(cell, reach=_REACH)
+        if self.hide_set(cell, [c for c in wider if table_of(c) == table_of(cell)]):
+            return  # no single cell of the table would do: a few of them
         for partner in other[:_TRIED]:
-            if self.protects(cell, secondary=partner):
+            if self.protects(cell, hidden=[partner]):
                 self.hide(partner)
                 return
-        if other:
-            self.hide(other[0])
+        if self.hide_set(cell, linked) or self.hide_set(cell, wider):
             return
         small = next(iter(self.small_counts_linked(cell)), None)
         if small is None:
@@ -354,35 +357,69 @@ class _State:
                 f"count {cell} cannot be protected: every cell related to it is fixed")
         self.widen(small)
 
-    def protects(self, cell: str, *, secondary: str | None = None,
+    def hide_set(self, cell: str, pool: list[str]) -> bool:
+        chosen = self.smallest_set(cell, pool)
+        for partner in chosen:
+            self.hide(partner)
+        return bool(chosen)
+
+    def smallest_set(self, cell: str, pool: list[str]) -> list[str]:
+        """A set of ``pool`` whose hiding protects ``cell``, pruned so that no chunk of it
+        can be shown again (largest counts offered back first): [] when even all of
+        ``pool`` does not protect it."""
+        if not pool or not self.protects(cell, hidden=pool):
+            return []
+        kept = sorted(pool, key=lambda c: (self.system.values[c], c))
+        size = max(1, len(kept) // 2)
+        while True:
+            for start in range(0, len(kept), size):
+                offered = kept[::-1][start:start + size]  # the largest first
+                trial = [c for c in kept if c not in offered]
+                if offered and trial and self.protects(cell, hidden=trial):
+                    kept = trial
+            if size == 1:
+                return kept
+            size = max(1, size // 2)
+
+    def protects(self, cell: str, *, hidden: Iterable[str] = (),
                  widened: str | None = None) -> bool:
-        """Would hiding ``secondary`` (or widening ``widened``) give ``cell`` two values?"""
-        target = self.secondary if secondary is not None else self.widened
-        added = secondary if secondary is not None else widened
-        target.add(added)  # type: ignore[arg-type]
+        """Would hiding ``hidden`` (or widening ``widened``) give ``cell`` two values?"""
+        added = [c for c in hidden if c not in self.secondary]
+        self.secondary.update(added)
+        if widened is not None:
+            self.widened.add(widened)
         self._version += 1
         try:
             return self.has_two_values(cell, trial=True)
         finally:
-            target.discard(added)  # type: ignore[arg-type]
+            self.secondary.difference_update(added)
+            if widened is not None:
+                self.widened.discard(widened)
             self._version += 1
 
-    def linked_candidates(self, cell: str) -> list[str]:
+    def linked_candidates(self, cell: str, *, reach: int = 0) -> list[str]:
         """Hideable cells of the relations linked to ``cell`` through unknown cells, the
-        nearest relations first, each layer by value."""
+        nearest relations first, each layer by value; with ``reach``, also through up to
+        that many shown cells in a row (whose hiding would link further relations)."""
         out: list[str] = []
-        frontier, seen_cells, seen_relations = [cell], {cell}, set()
+        frontier: dict[str, int] = {cell: 0}  # cell -> shown cells passed to reach it
+        seen_relations: set[int] = set()
+        best: dict[str, int] = {cell: 0}
         while frontier:
-            relations = [r for c in frontier for r in self.by_cell.get(c, [])
-                         if id(r) not in seen_relations]
-            seen_relations |= {id(r) for r in relations}
-            layer = sorted({c for r in relations for c in r.cells
+            relations = [(r, hops) for c, hops in frontier.items()
+                         for r in self.by_cell.get(c, []) if id(r) not in seen_relations]
+            seen_relations |= {id(r) for r, _ in relations}
+            layer = sorted({c for r, _ in relations for c in r.cells
                             if self.candidate(c) and c not in out},
                            key=lambda c: (self.system.values[c], c))
             out += layer
-            frontier = [c for r in relations for c in r.cells
-                        if c not in seen_cells and self.unknown(c)]
-            seen_cells |= set(frontier)
+            frontier = {}
+            for r, hops in relations:
+                for c in r.cells:
+                    step = hops if self.unknown(c) else hops + 1
+                    if (self.unknown(c) or (self.candidate(c) and step <= reach)) and (
+                            c not in best or best[c] > step):
+                        best[c] = frontier[c] = step
         return out
 
     def small_counts_linked(self, cell: str) -> list[str]:
