@@ -349,7 +349,8 @@ class _State:
             if self.protects(cell, hidden=[partner]):
                 self.hide(partner)
                 return
-        if self.hide_set(cell, linked) or self.hide_set(cell, wider):
+        if self.hide_set(cell, linked) or self.hide_set(cell, wider) or self.hide_set(
+                cell, self.linked_candidates(cell, reach=len(self.system.values))):
             return
         small = next(iter(self.small_counts_linked(cell)), None)
         if small is None:
@@ -398,9 +399,10 @@ class _State:
             self._version += 1
 
     def linked_candidates(self, cell: str, *, reach: int = 0) -> list[str]:
-        """Hideable cells of the relations linked to ``cell`` through unknown cells, the
-        nearest relations first, each layer by value; with ``reach``, also through up to
-        that many shown cells in a row (whose hiding would link further relations)."""
+        """Hideable cells of the relations linked to ``cell`` through unknown or hidden
+        cells, the nearest relations first, each layer by value; with ``reach``, also
+        through up to that many shown cells in a row (whose hiding would link further
+        relations)."""
         out: list[str] = []
         frontier: dict[str, int] = {cell: 0}  # cell -> shown cells passed to reach it
         seen_relations: set[int] = set()
@@ -416,8 +418,11 @@ class _State:
             frontier = {}
             for r, hops in relations:
                 for c in r.cells:
-                    step = hops if self.unknown(c) else hops + 1
-                    if (self.unknown(c) or (self.candidate(c) and step <= reach)) and (
+                    # never-displayed cells link relations too, even those a reader can
+                    # compute now: hiding a shown cell next to them makes them unknown
+                    free = self.unknown(c) or c in self.system.hidden
+                    step = hops if free else hops + 1
+                    if (free or (self.candidate(c) and step <= reach)) and (
                             c not in best or best[c] > step):
                         best[c] = frontier[c] = step
         return out
