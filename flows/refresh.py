@@ -37,7 +37,7 @@ from ivig_platform.warehouse.summary import RefreshSummary, summarise
 
 if TYPE_CHECKING:
     from ivig_platform.modeling import DbtOutcome
-    from ivig_platform.quality import GateResult, PoolStats
+    from ivig_platform.quality import DriftPools, GateResult
 
 SECRET_BLOCK = "ivig-pseudonym-key"
 # Imported when first needed, not with the flow: GX, pandas, scipy, Altair and dbt cost
@@ -143,7 +143,7 @@ def land(delivery: Delivery, warehouse: Path) -> Manifest:
     timeout_seconds=1800,
     cache_policy=NO_CACHE,
 )
-def gate_deliveries(deliveries: list[tuple[str, str, str]], warehouse: Path, pool: PoolStats,
+def gate_deliveries(deliveries: list[tuple[str, str, str]], warehouse: Path, pool: DriftPools,
                     run_id: str, fingerprint: str, label: str,
                     read: dict[tuple[str, str], dict] | None = None) -> list[GateResult]:
     """The landing suites on each site's delivery: error checks decide whether it is used.
@@ -152,8 +152,8 @@ def gate_deliveries(deliveries: list[tuple[str, str, str]], warehouse: Path, poo
     uncached delivery of the round together, one validation per suite (see
     quality/pooled.py: GX's cost is per expectation, so 200 separate validations cost
     minutes, one pooled validation seconds). A verdict is cached with its delivery, keyed
-    on the content hash, the suites and the drift bounds: an unchanged site costs a file
-    read.
+    on the content hash, the suites and the delivery's fixed drift references (other sites
+    cannot move them): an unchanged site costs a file read.
     """
     from ivig_platform.quality import landed_tables
     from ivig_platform.quality.cache import cached_landing_gates
@@ -174,51 +174,11 @@ def gate_deliveries(deliveries: list[tuple[str, str, str]], warehouse: Path, poo
 
 def gate_sites(manifests: list[Manifest], warehouse: Path,
                run_id: str) -> tuple[dict[tuple[str, str], str], list[GateResult]]:
-    """Gate each site's newest landed delivery; a held-back site falls back to older ones.
+    """Gate each site's newest landed delivery, one `gate-deliveries` task per round; a
+    held-back site falls back to its older deliveries (quality/rounds.py)."""
+    from ivig_platform.quality.rounds import gate_sites as gate_in_rounds
 
-    The pool for drift checks is every site's newest landed delivery. A site whose
-    delivery fails an `error` check is held back and its previous landed delivery is
-    gated in the next round, so the last good data stays in force; the other sites are
-    unaffected.
-    """
-    from ivig_platform.quality import landed_tables, pool_stats
-    from ivig_platform.quality.cache import suites_fingerprint
-
-    by_site: dict[str, list[str]] = {}
-    content: dict[tuple[str, str], str] = {}
-    for m in sorted(manifests, key=lambda m: m.delivery_id, reverse=True):
-        if m.status == "landed":
-            by_site.setdefault(m.site_id, []).append(m.delivery_id)
-            content[(m.site_id, m.delivery_id)] = m.content_sha256
-    if not by_site:
-        return {}, []
-    # Each site's newest delivery is read once: for the pool, then for its gate.
-    newest = {(site, deliveries[0]): landed_tables(warehouse, site, deliveries[0])
-              for site, deliveries in by_site.items()}
-    pool = pool_stats({site: tables for (site, _), tables in newest.items()})
-    fingerprint = suites_fingerprint()
-    held_back: dict[tuple[str, str], str] = {}
-    results: list[GateResult] = []
-    pending = {site: deliveries[0] for site, deliveries in by_site.items()}
-    round_number = 0
-    while pending:
-        round_number += 1
-        label = (f"{len(pending)}-deliveries" if round_number == 1
-                 else f"fallback-{round_number - 1}-{len(pending)}-deliveries")
-        batch = [(site, pending[site], content[(site, pending[site])])
-                 for site in sorted(pending)]
-        pending = {}
-        read = newest if round_number == 1 else None
-        for result in gate_deliveries(batch, warehouse, pool, run_id, fingerprint, label,
-                                      read):
-            results.append(result)
-            if not result.passed_errors:
-                site = result.site_id
-                held_back[(site, result.delivery_id)] = result.reason
-                older = by_site[site][by_site[site].index(result.delivery_id) + 1:]
-                if older:
-                    pending[site] = older[0]
-    return held_back, results
+    return gate_in_rounds(manifests, warehouse, run_id, gate_deliveries)
 
 
 @task(name="build-warehouse", timeout_seconds=1800)

@@ -17,7 +17,8 @@ chosen to hit the protocol rules the marts implement:
   classes can be read back without touching any analysed patient's flags.
 - ``p5`` (site A): no recorded SSc subtype (only in the 'all' column of table 1).
 
-Site A's data landed 10 days ago (fresh), site B's 60 days ago (warn: > 45 days), and site B's
+Site A's data landed 10 days ago, site B's 60 days ago (dbt source freshness: warn after 45
+days; the per-site freshness of the marts counts from the delivery dates instead), and site B's
 newest delivery was rejected. Expectations derived from these rows live in the tests.
 """
 

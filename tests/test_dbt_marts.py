@@ -12,12 +12,15 @@ import shutil
 import statistics
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 import pytest
 from dbt_fixtures import (
     ASSESSMENTS,
+    DELIVERY_A,
+    DELIVERY_B,
     EXPECTED_FLAGS,
     SITE_A,
     SITE_B,
@@ -86,13 +89,21 @@ PROTOCOL_COLUMNS = {
 }
 
 
+# The build measures freshness at this moment, and the fixture's data landed just before it
+# (site A 10 days, site B 60 days): a rebuild lands everything again, yet freshness must count
+# from each accepted delivery's date, 2025-12-01 (92 days before) and 2025-10-15 (139 days).
+FRESHNESS_AS_OF = datetime(2026, 3, 3, 12, 0, tzinfo=UTC)
+
+
 @pytest.fixture(scope="module")
 def built(tmp_path_factory) -> tuple[FixtureFile, DbtOutcome]:
     root = tmp_path_factory.mktemp("marts")
     fixture = build_fixture_database(
-        root / "build.duckdb", drug_cases=[case["drug_as_reported"] for case in DRUG_CASES]
+        root / "build.duckdb", drug_cases=[case["drug_as_reported"] for case in DRUG_CASES],
+        now=FRESHNESS_AS_OF,
     )
-    outcome = build_marts(fixture.path, target_dir=root / "target", docs_dir=root / "docs")
+    outcome = build_marts(fixture.path, target_dir=root / "target", docs_dir=root / "docs",
+                          vars={"freshness_as_of": FRESHNESS_AS_OF.isoformat()})
     return fixture, outcome
 
 
@@ -125,10 +136,10 @@ def test_build_succeeds_and_reports_warnings(built):
     warned = {(w.name, w.status) for w in outcome.warnings}
     # the unknown site still loads, named by a warn-severity test ...
     assert any("site_registry" in name and status == "warn" for name, status in warned)
-    # ... site B landed 60 days ago (> 45) and has an unmapped drug
-    assert (SITE_B, "freshness warn") in warned
+    # ... site B's delivery is 139 days old (> 120), site A's 92 (> 45); B has an unmapped drug
+    assert (SITE_B, "freshness error") in warned
+    assert (SITE_A, "freshness warn") in warned
     assert (SITE_B, "unmapped drugs") in warned
-    assert (SITE_A, "freshness warn") not in warned
     assert "succeeded" in outcome.summary()
 
 
@@ -320,16 +331,20 @@ def test_table_one(con):
     assert age["n_missing"] == 0
 
 
-def test_site_freshness(con):
+def test_site_freshness_counts_from_the_delivery_date_not_the_landing(con):
     got = {r["site_id"]: r for r in rows(con, "select * from marts.mart_site_freshness")}
     assert set(got) == {SITE_A, SITE_B}
-    assert got[SITE_A]["freshness_status"] == "fresh"
-    assert got[SITE_A]["days_since_accepted_delivery"] == 10
-    assert got[SITE_B]["freshness_status"] == "warn"
-    assert got[SITE_B]["days_since_accepted_delivery"] == 60
+    # landed 60 days before the measurement, dated 139 days before it: 139, past 120
+    assert str(got[SITE_B]["accepted_delivery_date"]) == DELIVERY_B
+    assert got[SITE_B]["days_since_accepted_delivery"] == 139
+    assert got[SITE_B]["freshness_status"] == "error"
+    # landed 10 days before, dated 92 days before: past 45
+    assert got[SITE_A]["accepted_delivery_id"] == DELIVERY_A
+    assert got[SITE_A]["days_since_accepted_delivery"] == 92
+    assert got[SITE_A]["freshness_status"] == "warn"
     assert got[SITE_B]["latest_delivery_status"] == "rejected"
     assert got[SITE_B]["hospital"] is None
-    assert got[SITE_A]["accepted_delivery_id"] == "2025-12-01"
+    assert got[SITE_A]["measured_at"] == FRESHNESS_AS_OF
 
 
 def test_unmapped_drugs_are_listed_per_site(con):

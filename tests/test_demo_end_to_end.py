@@ -277,3 +277,32 @@ def test_quality_checks_are_queryable_and_docs_are_written(demo, published):
     assert (warehouse / "report.html").exists()
     assert (warehouse / "docs" / "dbt" / "static_index.html").exists()
     assert (warehouse / "docs" / "data-docs" / "index.html").exists()
+
+
+def test_site_freshness_counts_from_each_accepted_delivery_date(published):
+    """Issue 10 (7): not from the landing time, which made every site 'fresh (0 d)'."""
+    rows = published.execute(
+        "SELECT f.site_id, f.days_since_accepted_delivery, "
+        "cast(timezone('UTC', f.measured_at) AS DATE) - d.delivery_date, f.freshness_status "
+        "FROM marts.mart_site_freshness f JOIN quality.site_delivery d "
+        "ON d.site_id = f.site_id AND d.status = 'accepted'"
+    ).fetchall()
+    assert len(rows) == 18
+    assert all(days == expected for _, days, expected, _ in rows)
+    assert {status for *_, status in rows} != {"fresh"}  # the demo's deliveries span months
+
+
+def test_every_table_of_the_demo_report_passes_the_disclosure_audit(demo):
+    """Issue 10 (8): no <5 of the report can be worked out from its row, column or total."""
+    from disclosure_audit import HIDDEN, audit, displayed
+
+    from ivig_platform.report import read_warehouse
+    from ivig_platform.report.relations import report_counts
+    from ivig_platform.report.sections import sections
+
+    folder, _, _ = demo
+    frames = read_warehouse(folder / "warehouse" / "ivig.duckdb").frames
+    rendered = sections(frames)
+    audit(report_counts(frames), rendered)
+    assert HIDDEN in displayed(rendered).values()
+    assert HIDDEN in (folder / "warehouse" / "report.html").read_text(encoding="utf-8")

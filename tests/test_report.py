@@ -8,6 +8,8 @@ import re
 import struct
 import subprocess
 import zlib
+from datetime import UTC, date, datetime
+from html import unescape
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -97,7 +99,14 @@ class _Page(HTMLParser):
 def parse(html: str) -> _Page:
     page = _Page()
     page.feed(html)
+    page.html = html
     return page
+
+
+def report_notes(page: _Page) -> str:
+    """The text of every section's notes (the <li> of <ul class="notes">)."""
+    notes = re.findall(r'<ul class="notes">(.*?)</ul>', page.html, flags=re.S)
+    return unescape(re.sub(r"<[^>]+>", " ", " ".join(notes)))
 
 
 #: An integer count of 1-4 inside a cell's text ("3", "3 (15.0%)", "3/20", "rule 3"),
@@ -206,7 +215,9 @@ def test_no_count_of_1_to_4_is_displayed(page, html):
 
 
 def test_known_small_counts_are_masked_and_their_percentages_left_out(page):
-    assert cell(page, "table1-table", "Men")[1:] == ["<5", "<5", "0 (0.0%)"]  # 3 men
+    # 3 men, all diffuse; the limited column's N is hidden (secondary suppression: see
+    # test_report_disclosure.py), so its percentages are left out
+    assert cell(page, "table1-table", "Men")[1:] == ["<5", "<5", "0"]
     hospital_c = cell(page, "site-contribution", "hospital-c")
     assert hospital_c[2:4] == ["<5", "<5"]  # 3 patients, landed and analysed
     assert cell(page, "site-quality", "hospital-a")[1] == "out_of_range <5; invalid_date <5"
@@ -216,6 +227,25 @@ def test_known_small_counts_are_masked_and_their_percentages_left_out(page):
     ]  # fmt: skip
     anaphylaxis = cell(page, "safety-table", "anaphylaxis")
     assert anaphylaxis[1:] == ["<5", "<5", "n<5"]
+
+
+def test_site_panel_and_status_show_the_marts_freshness(page, warehouse, tmp_path):
+    """Both read marts.mart_site_freshness, whose age counts from the delivery's date."""
+    from typer.testing import CliRunner
+
+    from ivig_platform.cli import app
+
+    assert cell(page, "site-contribution", "hospital-c")[-1] == "warn (85 d)"
+    assert cell(page, "site-contribution", "hospital-a")[-1] == "fresh (5 d)"
+    assert "days since the date of the site's accepted delivery" in report_notes(page)
+    (tmp_path / "ivig.duckdb").write_bytes(warehouse.read_bytes())
+    result = CliRunner().invoke(app, ["status", "--warehouse", str(tmp_path)],
+                                env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    (line,) = [x for x in result.output.splitlines() if "hospital-c" in x and "accepted" in x]
+    assert [c.strip() for c in line.split("│") if c.strip()][-1] == "warn"
+    age = (datetime.now(UTC).date() - date(2026, 9, 1)).days  # the accepted delivery's date
+    assert f"{age} d" in line
 
 
 def test_statistics_of_fewer_than_5_pairs_are_suppressed(page, warehouse):

@@ -13,6 +13,7 @@ import os
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
 from ivig_platform.quality.docs import build_data_docs  # noqa: E402
+from ivig_platform.quality.drift_reference import DriftPools, DriftReference  # noqa: E402
 from ivig_platform.quality.gate import (  # noqa: E402
     CheckOutcome,
     GateResult,
@@ -30,6 +31,8 @@ from ivig_platform.quality.windows import analysis_windows, patient_windows  # n
 
 __all__ = [
     "CheckOutcome",
+    "DriftPools",
+    "DriftReference",
     "GateResult",
     "PoolStats",
     "SuiteRun",

@@ -2,11 +2,13 @@
 validated again on every refresh.
 
 A site's verdict depends on its delivery (content hash), the suites (the expectation
-files) and, through the drift checks only, on the other sites: the bounds computed from
-the pool. The cache key holds all three, so a change in any of them re-validates. The
-pooled median of many sites rarely moves when one site re-delivers, so most sites hit the
-cache on a one-site refresh. Results live next to the delivery's Parquet and vanish with
-it when the delivery is landed again.
+files) and its drift references, which are fixed the first time the delivery is gated and
+stored with it (drift_reference.py): other sites arriving or changing move neither the
+references nor, therefore, the verdict. The cache key holds the three — no bounds taken
+from the current pool — so an unchanged site is not validated again when others change,
+and a change of the suites re-validates against the same references. Results live next to
+the delivery's Parquet and vanish with it when the delivery is landed again (its
+references do not: they are kept under WAREHOUSE/gate/references/).
 """
 
 from __future__ import annotations
@@ -20,14 +22,9 @@ from pathlib import Path
 import polars as pl
 
 from ivig_platform.landing.land import delivery_dir
-from ivig_platform.quality.gate import (
-    PROVENANCE_PARAMETERS,
-    GateResult,
-    _gate_suites,
-    landing_parameters,
-)
-from ivig_platform.quality.pool import PoolStats
-from ivig_platform.quality.pooled import POOL_PREFIX, Parameters, run_landing_gates
+from ivig_platform.quality.drift_reference import DriftPools, References, fixed_references
+from ivig_platform.quality.gate import GateResult, _gate_suites, landing_parameters
+from ivig_platform.quality.pooled import POOL_PREFIX, run_landing_gates
 from ivig_platform.quality.registry import expectations_dir
 
 CACHE_DIR = "_gate"
@@ -41,13 +38,12 @@ def suites_fingerprint() -> str:
     return digest.hexdigest()
 
 
-def gate_key(content_sha256: str, fingerprint: str, parameters: Parameters) -> str:
-    """The cache key of a verdict: the delivery, the suites and the drift bounds and skips
-    of its `landing_parameters` (the provenance parameters follow from the delivery)."""
-    values, _, skips = parameters
-    drift = {k: v for k, v in values.items() if k not in PROVENANCE_PARAMETERS.values()}
+def gate_key(content_sha256: str, fingerprint: str, references: References) -> str:
+    """The cache key of a verdict: the delivery, the suites and the delivery's fixed drift
+    references (everything else a verdict rests on follows from the delivery)."""
     material = json.dumps(
-        {"content": content_sha256, "suites": fingerprint, "drift": drift, "skips": skips},
+        {"content": content_sha256, "suites": fingerprint,
+         "references": {k: dataclasses.asdict(v) for k, v in references.items()}},
         sort_keys=True, default=str,
     )
     return hashlib.sha256(material.encode()).hexdigest()[:32]
@@ -93,21 +89,27 @@ def write_cached(warehouse: Path, key: str, result: GateResult) -> None:
 
 def cached_landing_gates(warehouse: Path, deliveries: list[tuple[str, str, str]],
                          tables: dict[tuple[str, str], dict[str, pl.DataFrame]],
-                         pool: PoolStats, run_id: str, fingerprint: str
+                         pools: DriftPools, run_id: str, fingerprint: str
                          ) -> list[tuple[GateResult, bool]]:
     """Gate results of (site_id, delivery_id, content_sha256), from the cache where nothing
     they depend on changed; the others are validated together (`run_landing_gates`).
 
-    Returns (result, from_cache) in the order given.
+    Each delivery is judged against its stored drift references; a delivery gated for the
+    first time gets them fixed now from `pools`. Returns (result, from_cache) in the order
+    given.
     """
     suites = _gate_suites("landing", None)
+    references = {
+        (site, delivery): fixed_references(warehouse, site, delivery, content, pools)
+        for site, delivery, content in deliveries
+    }
     parameters = {
         (site, delivery): landing_parameters(suites, site, delivery, tables[(site, delivery)],
-                                             pool)
+                                             references[(site, delivery)])
         for site, delivery, _ in deliveries
     }
     keys = {
-        (site, delivery): gate_key(content, fingerprint, parameters[(site, delivery)])
+        (site, delivery): gate_key(content, fingerprint, references[(site, delivery)])
         for site, delivery, content in deliveries
     }
     found = {
@@ -115,8 +117,8 @@ def cached_landing_gates(warehouse: Path, deliveries: list[tuple[str, str, str]]
         for site, delivery, _ in deliveries
     }
     missing = [(site, delivery) for (site, delivery), hit in found.items() if hit is None]
-    fresh = run_landing_gates([(s, d, tables[(s, d)]) for s, d in missing], pool, run_id,
-                              parameters=parameters)
+    fresh = run_landing_gates([(s, d, tables[(s, d)]) for s, d in missing], pools.newest,
+                              run_id, parameters=parameters)
     for result in fresh:
         write_cached(warehouse, keys[(result.site_id, result.delivery_id)], result)
     fresh_by = {(r.site_id, r.delivery_id): r for r in fresh}

@@ -32,6 +32,7 @@ from great_expectations.core.expectation_validation_result import (
 from great_expectations.core.run_identifier import RunIdentifier
 
 from ivig_platform.quality import _gx
+from ivig_platform.quality.drift_reference import References, references_from_pool
 from ivig_platform.quality.frames import LANDING_BUILDERS, MART_BUILDERS
 from ivig_platform.quality.pool import PoolStats, drift_key, drift_values
 from ivig_platform.quality.registry import Check, checks, expectations_dir, suite_specs
@@ -404,10 +405,11 @@ def _run_suites(gate: GateResult, suites: list[gx.ExpectationSuite],
     return gate
 
 
-def _drift_parameters(suites: list[gx.ExpectationSuite], site_id: str,
-                      tables: dict[str, pl.DataFrame], pool: PoolStats
+def _drift_parameters(suites: list[gx.ExpectationSuite], tables: dict[str, pl.DataFrame],
+                      references: References
                       ) -> tuple[dict[str, Any], dict[str, str], dict[str, str]]:
-    """Bounds of every site_drift check from the pool of the *other* sites.
+    """Bounds of every site_drift check from the delivery's fixed reference (the pooled
+    median of the *other* sites, drift_reference.py).
 
     Returns the runtime parameters, the observed-value notes of the checks evaluated and
     the reasons of those not evaluated (too few values at the site or too few other sites).
@@ -425,48 +427,58 @@ def _drift_parameters(suites: list[gx.ExpectationSuite], site_id: str,
             spec = meta["drift"]
             low_name, high_name = spec["parameters"]
             mine = drift_values(check, tables)
-            pooled, n_sites = pool.reference(drift_key(check), site_id, spec["min_values"])
+            reference = references.get(drift_key(check))
+            pooled = reference.median if reference else None
+            n_sites = reference.n_sites if reference else 0
             if (mine.len() >= spec["min_values"] and n_sites >= spec["min_sites"]
-                    and pooled is not None):
+                    and pooled is not None and reference is not None):
                 site = float(mine.median())
                 # 6 significant digits: readable bounds in Data Docs, no effect on a 10x test
                 parameters[low_name] = float(f"{pooled / spec['factor']:.6g}")
                 parameters[high_name] = float(f"{pooled * spec['factor']:.6g}")
                 ratio = site / pooled if pooled else math.inf
                 notes[check.check_id] = (
-                    f"site median {_fmt(site)} (n={mine.len()}), pooled median of "
-                    f"{n_sites} other site(s) {_fmt(pooled)}, ratio {ratio:.3g} "
+                    f"site median {_fmt(site)} (n={mine.len()}), {reference.describe()} "
+                    f"{_fmt(pooled)} ({reference.stamp}), ratio {ratio:.3g} "
                     f"(fails at >= {_fmt(spec['factor'])} or <= 1/{_fmt(spec['factor'])})"
                 )
             else:
+                stamp = f" ({reference.stamp})" if reference else ""
                 skips[check.check_id] = (
                     f"not evaluated: {mine.len()} value(s) at the site (needs "
                     f"{spec['min_values']}), {n_sites} other site(s) with as many (needs "
-                    f"{spec['min_sites']})"
+                    f"{spec['min_sites']}){stamp}"
                 )
     return parameters, notes, skips
 
 
 def run_landing_gate(site_id: str, delivery_id: str, tables: dict[str, pl.DataFrame],
                      pool: PoolStats, run_id: str, *,
-                     suites: dict[str, gx.ExpectationSuite] | None = None) -> GateResult:
+                     suites: dict[str, gx.ExpectationSuite] | None = None,
+                     references: References | None = None) -> GateResult:
     """Run every landing suite on one site delivery's landed tables.
 
     `tables`: {"patients": ..., "ivig_cycles": ..., ...} exactly as landing wrote them.
-    `pool`: pool_stats() of all sites (the site itself is left out of its comparison).
+    `references`: the delivery's fixed drift references (drift_reference.py); without
+    them, references are taken now from `pool` (pool_stats() of the sites to compare with;
+    the site itself is left out of its comparison).
     Never raises for bad data: a missing table or column fails the checks that need it.
     """
     gate = GateResult("landing", run_id, site_id, delivery_id, datetime.now(UTC))
     chosen = _gate_suites("landing", suites)
-    parameters, notes, skips = landing_parameters(chosen, site_id, delivery_id, tables, pool)
+    if references is None:
+        references = references_from_pool(pool, site_id, gate.validated_at.date().isoformat(),
+                                          run_id)
+    parameters, notes, skips = landing_parameters(chosen, site_id, delivery_id, tables,
+                                                  references)
     return _run_suites(gate, chosen, LANDING_BUILDERS, tables, parameters, notes, skips)
 
 
 def landing_parameters(suites: list[gx.ExpectationSuite], site_id: str, delivery_id: str,
-                       tables: dict[str, pl.DataFrame], pool: PoolStats
+                       tables: dict[str, pl.DataFrame], references: References
                        ) -> tuple[dict[str, Any], dict[str, str], dict[str, str]]:
     """Runtime parameters, drift notes and not-evaluated reasons of one site delivery."""
-    parameters, notes, skips = _drift_parameters(suites, site_id, tables, pool)
+    parameters, notes, skips = _drift_parameters(suites, tables, references)
     parameters[PROVENANCE_PARAMETERS["site_id"]] = [site_id]
     parameters[PROVENANCE_PARAMETERS["delivery_id"]] = [delivery_id]
     return parameters, notes, skips

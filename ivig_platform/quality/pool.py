@@ -1,9 +1,12 @@
-"""The pool of all sites, against which one site's distribution is compared (site_drift).
+"""The pool of sites, against which one site's distribution is compared (site_drift).
 
 `pool_stats` collects, for every site_drift check of the parameter tables, the values of its
-column (filtered by its condition, e.g. `measure=ck`) from every site's tables. The landing
-gate of a site then compares the site's median with the pooled median of the *other* sites
-(leave-one-out, so a site never dilutes its own error).
+column (filtered by its condition, e.g. `measure=ck`) from every site's tables. A site's
+delivery is compared with the pooled median of the *other* sites (leave-one-out, so a site
+never dilutes its own error). Which sites, and when: drift_reference.py — the reference is
+fixed the first time a delivery is gated, over the sites established in the last published
+warehouse (else every site's newest landed delivery), and kept, so sites arriving later
+cannot move an unchanged delivery's verdict.
 
 The pooled median is taken over the other sites' medians, each site counting once (a large
 site cannot outvote the rest), and on the log scale (unit errors are multiplicative: with an

@@ -45,6 +45,7 @@ from great_expectations.expectations.expectation import _format_map_output, _mos
 from great_expectations.expectations.expectation_configuration import parse_result_format
 
 from ivig_platform.quality import _gx
+from ivig_platform.quality.drift_reference import references_from_pool
 from ivig_platform.quality.frames import LANDING_BUILDERS
 from ivig_platform.quality.gate import (
     PROVENANCE_PARAMETERS,
@@ -394,8 +395,9 @@ def run_landing_gates(deliveries: list[tuple[str, str, dict[str, pl.DataFrame]]]
 
     Gives, for each delivery, the outcomes `run_landing_gate` gives on it alone (the
     equivalence is tested); the runs of deliveries judged in a stack point to the stack's
-    validation result, shared. `parameters`: each delivery's `landing_parameters`, when
-    the caller has them already (the cache keys on them).
+    validation result, shared. `parameters`: each delivery's `landing_parameters` (from its
+    fixed drift references), when the caller has them; else references are taken from
+    `pool` now.
     """
     chosen = _gate_suites("landing", suites)
     validated_at = datetime.now(UTC)
@@ -403,7 +405,8 @@ def run_landing_gates(deliveries: list[tuple[str, str, dict[str, pl.DataFrame]]]
     prepared = []
     for site_id, delivery_id, tables in deliveries:
         own, notes, skips = parameters.get((site_id, delivery_id)) or landing_parameters(
-            chosen, site_id, delivery_id, tables, pool)
+            chosen, site_id, delivery_id, tables,
+            references_from_pool(pool, site_id, validated_at.date().isoformat(), run_id))
         gate = GateResult("landing", run_id, site_id, delivery_id, validated_at)
         prepared.append(_Delivery(gate, tables, own, notes, skips))
     for suite in chosen:

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import math
 
-from ivig_platform.report.privacy import MISSING, is_small, mask_count
-
-#: Shown instead of a statistic (mean, SD, percentage, plot) of fewer than 5 patients.
-SUPPRESSED = "n<5"
+from ivig_platform.report.privacy import MISSING, SUPPRESSED, is_small, mask_count
 
 #: Display decimals of each measure (CK in U/L, mRSS integers, MRC and UCLA GIT fractions).
 MEASURE_DECIMALS: dict[str, int] = {"mrc": 2, "ck": 0, "mrss": 1, "ucla_git": 2}

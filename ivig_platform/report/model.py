@@ -8,11 +8,15 @@ from dataclasses import dataclass, field
 @dataclass(frozen=True)
 class Cell:
     """One table cell. ``kind``: ``label``, ``count`` (a masked count), ``num`` (any other
-    number, right-aligned), ``text``, ``ok``/``bad``/``na`` (a tolerance mark)."""
+    number, right-aligned), ``text``, ``ok``/``bad``/``na`` (a tolerance mark).
+
+    ``keys``: the ids of the counts the cell displays (``relations``), for the disclosure
+    audit; never rendered."""
 
     text: str
     kind: str = "text"
     indent: int = 0
+    keys: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

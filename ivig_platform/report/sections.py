@@ -1,12 +1,15 @@
 """The report's sections: pure functions from warehouse frames to table models (no I/O).
 
-Every count goes through ``privacy.mask_count`` (via ``formatting``), every statistic of
-1-4 patients is suppressed, and no function here emits a patient key: the inputs that
-carry one (dim_patient, fct_*) are only ever counted.
+Every count of a table is displayed through one ``privacy.Disclosure`` made of all the
+report's counts and their relations (``relations.report_counts``): ``<5`` for 1-4, ``≥5``
+for a count hidden so that no ``<5`` can be worked out by subtraction, and every statistic
+resting on a hidden count is left out. No function here emits a patient key: the inputs
+that carry one (dim_patient, fct_*) are only ever counted.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
@@ -16,7 +19,32 @@ from ivig_platform.report import formatting as fmt
 from ivig_platform.report import reference
 from ivig_platform.report.model import Cell, Row, Section, Table, group_row
 from ivig_platform.report.plots import MAX_LINES, MEASURES, paired_figures
-from ivig_platform.report.privacy import MISSING, is_small, mask_count
+from ivig_platform.report.privacy import (
+    HIDDEN,
+    HIDDEN_NOTE,
+    MISSING,
+    Disclosure,
+    mask_count,
+    protect,
+)
+from ivig_platform.report.relations import (
+    MARTS_GATE,
+    SITE_COLUMNS,
+    accepted_quarantine,
+    analysed_patients,
+    checks_cell,
+    cohort_cell,
+    delivery_cell,
+    efficacy_cell,
+    failed_checks,
+    quarantine_cell,
+    report_counts,
+    safety_cell,
+    safety_fact,
+    site_cell,
+    site_counts,
+    source_cells,
+)
 
 NOT_AVAILABLE = "not available in this warehouse"
 
@@ -58,8 +86,23 @@ def _missing_columns(frame: pl.DataFrame, columns: Iterable[str]) -> list[str]:
     return [c for c in columns if c not in frame.columns]
 
 
-def _n_analysed(patients: pl.DataFrame) -> pl.DataFrame:
-    return patients.filter(pl.col("n_cycles").fill_null(0) > 0)
+def _disclosure_of(frames: dict[str, pl.DataFrame | None]) -> Disclosure:
+    """The disclosure of a section rendered on its own (its own tables' relations)."""
+    return protect(report_counts(frames))
+
+
+def _count(disclosure: Disclosure, cell: str) -> Cell:
+    return Cell(disclosure.count(cell), "count", keys=(cell,))
+
+
+def _count_percent(disclosure: Disclosure, cell: str, pct: float | None,
+                   denominator: str | None) -> Cell:
+    """``n (x%)``; the percentage is left out when the count or its denominator is hidden
+    (a percentage beside its denominator gives the count back)."""
+    text = disclosure.count(cell)
+    if not disclosure.hides(cell, denominator) and not fmt.is_missing(pct):
+        text = f"{text} ({fmt.percent(pct)})"
+    return Cell(text, "count", keys=(cell,))
 
 
 # --------------------------------------------------------------------------- header
@@ -78,7 +121,7 @@ def header_facts(
         built = _timestamp(value) if value is not None else MISSING
     facts = [("Warehouse built", built), ("Report generated", _timestamp(generated_at))]
     if patients is not None and {"site_id", "n_cycles"} <= set(patients.columns):
-        analysed = _n_analysed(patients)
+        analysed = analysed_patients(patients)
         facts += [
             ("Hospitals contributing patients", mask_count(analysed["site_id"].n_unique())),
             ("Patients analysed (≥ 1 IVIG cycle)", mask_count(analysed.height)),
@@ -118,13 +161,15 @@ _COHORT_GROUPS: tuple[tuple[str, str, str], ...] = (
 _CONTINUOUS_DECIMALS = {"age_at_index": 1, "n_cycles": 1}
 
 
-def table1_section(cohort: pl.DataFrame | None) -> Section:
+def table1_section(cohort: pl.DataFrame | None, disclosure: Disclosure | None = None
+                   ) -> Section:
     """Table 1 from ``marts.mart_cohort`` (long format): overall, diffuse, limited."""
     if cohort is None:
         return _unavailable("table1", "marts.mart_cohort")
     missing = _missing_columns(cohort, _COHORT_COLUMNS)
     if missing:
         return _unavailable("table1", f"marts.mart_cohort (lacks {', '.join(missing)})")
+    disclosure = disclosure or _disclosure_of({"marts.mart_cohort": cohort})
     cohort = cohort.with_columns(pl.col("subgroup", "subgroup_value").cast(pl.String))
     order = (
         pl.col("characteristic_order").min()
@@ -141,7 +186,7 @@ def table1_section(cohort: pl.DataFrame | None) -> Section:
         )
         .sort("_order", maintain_order=True)
     )
-    cells: dict[tuple[str, str, str], dict] = {
+    by_key: dict[tuple[str, str, str], dict] = {
         (r["subgroup"], r["subgroup_value"], r["characteristic"]): r
         for r in cohort.iter_rows(named=True)
     }
@@ -159,7 +204,7 @@ def table1_section(cohort: pl.DataFrame | None) -> Section:
         if name.endswith("_unknown") and not ch["max_n"]:
             continue  # "not recorded" rows only when something is missing
         indent = 1 if name.startswith("on_drug_") else 0
-        values = [cells.get((s, v, name)) for s, v, _ in _COHORT_GROUPS]
+        values = [by_key.get((s, v, name)) for s, v, _ in _COHORT_GROUPS]
         if kind == "continuous":
             d = _CONTINUOUS_DECIMALS.get(name, 1)
             rows.append(
@@ -182,17 +227,26 @@ def table1_section(cohort: pl.DataFrame | None) -> Section:
             )
         elif kind == "binary":
             # a drug row is absent from a subgroup where nobody took the drug: 0
-            texts = [
-                fmt.count_percent(r["n"], r["percent"], r["group_n"]) if r else mask_count(0)
-                for r in values
+            cells = [
+                _count_percent(disclosure, cohort_cell((s, v), name), r["percent"] if r else None,
+                               cohort_cell((s, v), "patients"))
+                for (s, v, _), r in zip(_COHORT_GROUPS, values, strict=True)
             ]
-            rows.append(_row(label, texts, "count", indent=indent))
+            rows.append(Row((Cell(label, "label", indent=indent), *cells)))
         else:
-            texts = [mask_count(r["n"]) if r else MISSING for r in values]
-            rows.append(_row(label, texts, "count", indent=indent))
+            cells = [
+                _count(disclosure, cohort_cell((s, v), name)) if r else Cell(MISSING, "count")
+                for (s, v, _), r in zip(_COHORT_GROUPS, values, strict=True)
+            ]
+            rows.append(Row((Cell(label, "label", indent=indent), *cells)))
+
+    def size(s: str, v: str) -> str:
+        cell = cohort_cell((s, v), "patients")
+        return disclosure.count(cell) if cell in disclosure.values else mask_count(group_n[(s, v)])
+
     columns = (
         "Characteristic",
-        *(f"{title} (N = {mask_count(group_n[(s, v)])})" for s, v, title in _COHORT_GROUPS),
+        *(f"{title} (N = {size(s, v)})" for s, v, title in _COHORT_GROUPS),
     )
     return Section(
         "table1",
@@ -203,7 +257,7 @@ def table1_section(cohort: pl.DataFrame | None) -> Section:
             "median [interquartile range, R type 7]."
         ),
         tables=(Table("table1-table", columns, tuple(rows)),),
-        notes=(_PRIVACY_NOTE,),
+        notes=_privacy_notes(rows),
     )
 
 
@@ -217,6 +271,12 @@ _PRIVACY_NOTE = (
 )
 
 
+def _privacy_notes(rows: Iterable[Row]) -> tuple[str, ...]:
+    """The §6 note, and the secondary-suppression one when a table hides a count."""
+    hidden = any(HIDDEN in c.text for r in rows for c in r.cells)
+    return (_PRIVACY_NOTE, HIDDEN_NOTE) if hidden else (_PRIVACY_NOTE,)
+
+
 # --------------------------------------------------------------------------- efficacy
 
 _EFFICACY_COLUMNS = (
@@ -226,13 +286,15 @@ _EFFICACY_COLUMNS = (
 )  # fmt: skip
 
 
-def efficacy_section(efficacy: pl.DataFrame | None) -> Section:
+def efficacy_section(efficacy: pl.DataFrame | None, disclosure: Disclosure | None = None
+                     ) -> Section:
     """The efficacy table from ``marts.mart_efficacy``: overall first, then subgroups."""
     if efficacy is None:
         return _unavailable("efficacy", "marts.mart_efficacy")
     missing = _missing_columns(efficacy, _EFFICACY_COLUMNS)
     if missing:
         return _unavailable("efficacy", f"marts.mart_efficacy (lacks {', '.join(missing)})")
+    disclosure = disclosure or _disclosure_of({"marts.mart_efficacy": efficacy})
     has_responders = {"n_responders", "n_responder_denominator", "pct_responders"} <= set(
         efficacy.columns
     )
@@ -265,39 +327,8 @@ def efficacy_section(efficacy: pl.DataFrame | None) -> Section:
         rows.append(group_row(SUBGROUP_TITLES.get((subgroup, value), f"{subgroup}: {value}")))
         order = {m: i for i, m in enumerate(MEASURES)}
         for r in sorted(part.iter_rows(named=True), key=lambda r: order.get(r["measure"], 99)):
-            n = r["n_paired"]
-            d = fmt.MEASURE_DECIMALS.get(r["measure"], 2)
-            cells = [
-                Cell(MEASURE_SHORT.get(r["measure"], r["measure"]), "label", indent=1),
-                Cell(mask_count(n), "count"),
-                Cell(fmt.mean_sd(r["baseline_mean"], r["baseline_sd"], n, d), "num"),
-                Cell(fmt.mean_sd(r["post_mean"], r["post_sd"], n, d), "num"),
-                Cell(
-                    fmt.estimate_ci(
-                        r["mean_change"], r["change_ci_low"], r["change_ci_high"], n, d
-                    ),
-                    "num",
-                ),
-                Cell(fmt.p_value(r["ttest_p"], n), "num"),
-                Cell(fmt.p_value(r["wilcoxon_p"], n), "num"),
-            ]
-            if has_responders:
-                cells.append(
-                    Cell(
-                        fmt.fraction_percent(
-                            r["n_responders"], r["n_responder_denominator"], r["pct_responders"]
-                        ),
-                        "count",
-                    )
-                )
-            if has_left_out:
-                cells.append(
-                    Cell(
-                        f"{mask_count(r['n_baseline_only'])} / {mask_count(r['n_post_only'])}",
-                        "count",
-                    )
-                )
-            rows.append(Row(tuple(cells)))
+            rows.append(_efficacy_row(r, (subgroup, value), disclosure, has_responders,
+                                      has_left_out))
     notes = [
         "Paired analysis (protocol §7): patients with both a baseline and a post value. "
         "Change = post − baseline with a t-based 95% CI; two-sided paired t-test and "
@@ -317,7 +348,7 @@ def efficacy_section(efficacy: pl.DataFrame | None) -> Section:
                 + "; ".join(f"{MEASURE_SHORT.get(m, m)}: {rule}" for m, rule in rules.iter_rows())
                 + "."
             )
-    notes.append(_PRIVACY_NOTE)
+    notes.extend(_privacy_notes(rows))
     return Section(
         "efficacy",
         SECTION_TITLES["efficacy"],
@@ -325,6 +356,48 @@ def efficacy_section(efficacy: pl.DataFrame | None) -> Section:
         tables=(Table("efficacy-table", tuple(columns), tuple(rows)),),
         notes=tuple(notes),
     )
+
+
+def _efficacy_row(r: dict, column: tuple[str, str], disclosure: Disclosure,
+                  has_responders: bool, has_left_out: bool) -> Row:
+    """One measure of one subgroup. Its statistics rest on n paired: not shown when that
+    count is hidden (a CI or a p-value gives n back)."""
+    measure = r["measure"]
+    n_cell = efficacy_cell(column, measure, "n_paired")
+    n = r["n_paired"]
+    d = fmt.MEASURE_DECIMALS.get(measure, 2)
+    withheld = disclosure.withheld(n_cell)
+    statistics = [
+        fmt.mean_sd(r["baseline_mean"], r["baseline_sd"], n, d),
+        fmt.mean_sd(r["post_mean"], r["post_sd"], n, d),
+        fmt.estimate_ci(r["mean_change"], r["change_ci_low"], r["change_ci_high"], n, d),
+        fmt.p_value(r["ttest_p"], n),
+        fmt.p_value(r["wilcoxon_p"], n),
+    ]
+    cells = [
+        Cell(MEASURE_SHORT.get(measure, measure), "label", indent=1),
+        _count(disclosure, n_cell),
+        *(Cell(withheld or text, "num") for text in statistics),
+    ]
+    if has_responders:
+        cells.append(_responders(r, column, disclosure))
+    if has_left_out:
+        only = [efficacy_cell(column, measure, c) for c in ("n_baseline_only", "n_post_only")]
+        cells.append(Cell(" / ".join(disclosure.count(c) for c in only), "count",
+                          keys=tuple(only)))
+    return Row(tuple(cells))
+
+
+def _responders(r: dict, column: tuple[str, str], disclosure: Disclosure) -> Cell:
+    """``23/25 (92.0%)``; the percentage is left out when either count is hidden."""
+    if r["n_responders"] is None or r["n_responder_denominator"] is None:
+        return Cell(MISSING, "count")
+    n, of = (efficacy_cell(column, r["measure"], c)
+             for c in ("n_responders", "n_responder_denominator"))
+    text = f"{disclosure.count(n)}/{disclosure.count(of)}"
+    if not disclosure.hides(n, of) and not fmt.is_missing(r["pct_responders"]):
+        text += f" ({fmt.percent(r['pct_responders'])})"
+    return Cell(text, "count", keys=(n, of))
 
 
 # --------------------------------------------------------------------------- safety
@@ -358,21 +431,22 @@ def _humanise(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
-def safety_section(safety: pl.DataFrame | None) -> Section:
+def safety_section(safety: pl.DataFrame | None, disclosure: Disclosure | None = None
+                   ) -> Section:
     """The safety table from ``marts.mart_safety`` (long: section x category)."""
     if safety is None:
         return _unavailable("safety", "marts.mart_safety")
     missing = _missing_columns(safety, _SAFETY_COLUMNS)
     if missing:
         return _unavailable("safety", f"marts.mart_safety (lacks {', '.join(missing)})")
+    disclosure = disclosure or _disclosure_of({"marts.mart_safety": safety})
     has_rate = "events_per_100_cycles" in safety.columns
     facts: list[tuple[str, str]] = []
-    n_analysed = None
-    if "n_patients_analysed" in safety.columns and safety.height:
-        n_analysed = safety["n_patients_analysed"][0]
-        facts.append(("Patients analysed", mask_count(n_analysed)))
-    if "n_cycles" in safety.columns and safety.height:
-        facts.append(("IVIG cycles", mask_count(safety["n_cycles"][0])))
+    analysed, cycles = safety_fact("n_patients_analysed"), safety_fact("n_cycles")
+    if analysed in disclosure.values:
+        facts.append(("Patients analysed", disclosure.count(analysed)))
+    if cycles in disclosure.values:
+        facts.append(("IVIG cycles", disclosure.count(cycles)))
     columns = ["Category", "Events", "Patients (% of analysed)"]
     if has_rate:
         columns.append("Events per 100 cycles")
@@ -386,19 +460,20 @@ def safety_section(safety: pl.DataFrame | None) -> Section:
             label = _CATEGORY_LABELS.get((section, category)) or (
                 category if section == "term" else _humanise(category)
             )
+            events, patients = (safety_cell(section, category, c)
+                                for c in ("n_events", "n_patients"))
             cells = [
                 Cell(label, "label", indent=1),
-                Cell(mask_count(r["n_events"]), "count"),
-                Cell(fmt.count_percent(r["n_patients"], r["pct_patients"], n_analysed), "count"),
+                _count(disclosure, events) if r["n_events"] is not None
+                else Cell(MISSING, "count"),
+                _count_percent(disclosure, patients, r["pct_patients"],
+                               analysed if analysed in disclosure.values else None)
+                if r["n_patients"] is not None else Cell(MISSING, "count"),
             ]
-            if has_rate:
-                rate = r["events_per_100_cycles"]
-                cells.append(
-                    Cell(
-                        fmt.SUPPRESSED if is_small(r["n_events"]) else fmt.number(rate, 1),
-                        "num",
-                    )
-                )
+            if has_rate:  # events / cycles: shown beside the cycles, it gives the events
+                hidden = disclosure.withheld(events if r["n_events"] is not None else None,
+                                             cycles if cycles in disclosure.values else None)
+                cells.append(Cell(hidden or fmt.number(r["events_per_100_cycles"], 1), "num"))
             rows.append(Row(tuple(cells)))
     return Section(
         "safety",
@@ -409,7 +484,7 @@ def safety_section(safety: pl.DataFrame | None) -> Section:
         ),
         tables=(Table("safety-table", tuple(columns), tuple(rows)),),
         facts=tuple(facts),
-        notes=(_PRIVACY_NOTE,),
+        notes=_privacy_notes(rows),
     )
 
 
@@ -444,14 +519,6 @@ def plots_section(assessments: pl.DataFrame | None, patients: pl.DataFrame | Non
 
 # --------------------------------------------------------------------------- sites
 
-MARTS_GATE = "marts (all sites)"
-
-
-def _per_site_counts(frame: pl.DataFrame | None, name: str) -> pl.DataFrame | None:
-    if frame is None or "site_id" not in frame.columns:
-        return None
-    return frame.group_by(pl.col("site_id").cast(pl.String)).agg(pl.len().alias(name))
-
 
 def sites_section(
     *,
@@ -464,22 +531,31 @@ def sites_section(
     check_result: pl.DataFrame | None,
     freshness: pl.DataFrame | None,
     refresh_run: pl.DataFrame | None = None,
+    disclosure: Disclosure | None = None,
 ) -> Section:
     """Per-site contribution (counts only), deliveries, quarantine, checks and freshness."""
+    frames = {
+        "marts.dim_patient": patients,
+        "marts.fct_ivig_cycle": cycles,
+        "marts.fct_assessment": assessments,
+        "marts.fct_adverse_event": adverse_events,
+        "quality.site_delivery": site_delivery,
+        "quality.quarantine": quarantine,
+        "quality.check_result": check_result,
+        "quality.refresh_run": refresh_run,
+    }
+    disclosure = disclosure or _disclosure_of(frames)
     notes: list[str] = []
-    tables = [
-        _contribution_table(
-            patients, cycles, assessments, adverse_events, site_delivery, freshness, notes
-        ),
-    ]
+    tables = [_contribution_table(frames, freshness, disclosure, notes)]
     if site_delivery is not None:
-        tables.append(_deliveries_table(site_delivery))
+        tables.append(_deliveries_table(site_delivery, disclosure))
     else:
         notes.append(f"Deliveries (quality.site_delivery): {NOT_AVAILABLE}.")
-    quality = _quality_table(site_delivery, quarantine, check_result, refresh_run, notes)
+    quality = _quality_table(site_delivery, quarantine, check_result, refresh_run, disclosure,
+                             notes)
     if quality is not None:
         tables.append(quality)
-    notes.append(_PRIVACY_NOTE)
+    notes.extend(_privacy_notes(r for t in tables for r in t.rows))
     return Section(
         "sites",
         SECTION_TITLES["sites"],
@@ -507,29 +583,15 @@ def _lookup(frame: pl.DataFrame | None, column: str) -> dict[str, object]:
 
 
 def _contribution_table(
-    patients: pl.DataFrame | None,
-    cycles: pl.DataFrame | None,
-    assessments: pl.DataFrame | None,
-    adverse_events: pl.DataFrame | None,
-    site_delivery: pl.DataFrame | None,
+    frames: dict[str, pl.DataFrame | None],
     freshness: pl.DataFrame | None,
+    disclosure: Disclosure,
     notes: list[str],
 ) -> Table:
+    patients, site_delivery = frames["marts.dim_patient"], frames["quality.site_delivery"]
     sites = _all_sites(patients, site_delivery, freshness)
-    counts: list[tuple[str, dict[str, object]]] = []
-    analysed = None
-    if patients is not None and "n_cycles" in patients.columns:
-        analysed = _n_analysed(patients)
-    for title, frame in (
-        ("Patients landed", patients),
-        ("Patients analysed", analysed),
-        ("IVIG cycles", cycles),
-        ("Assessments", assessments),
-        ("Adverse events", adverse_events),
-    ):
-        per_site = _per_site_counts(frame, "n")
-        if per_site is not None:
-            counts.append((title, _lookup(per_site, "n")))
+    counts = site_counts(frames)
+    shown = [(name, title) for name, title in SITE_COLUMNS if name in counts]
     hospital: dict[str, object] = {}
     for frame in (freshness, patients):
         if frame is not None and "hospital" in frame.columns:
@@ -537,7 +599,7 @@ def _contribution_table(
     columns = ["Site"]
     if hospital:
         columns.append("Hospital")
-    columns += [title for title, _ in counts]
+    columns += [title for _, title in shown]
     has_freshness = freshness is not None and {"site_id", "freshness_status"} <= set(
         freshness.columns
     )
@@ -547,9 +609,10 @@ def _contribution_table(
         notes.append(f"Freshness (marts.mart_site_freshness): {NOT_AVAILABLE}.")
     if has_freshness:
         notes.append(
-            "Freshness: days since the site's accepted delivery landed; 'warn' and 'error' "
-            "past the thresholds of marts.mart_site_freshness, 'error' also when no delivery "
-            "of the site was ever accepted."
+            "Freshness: days since the date of the site's accepted delivery (its delivery id "
+            "when that is a date, else the day it was received); 'warn' and 'error' past the "
+            "thresholds of marts.mart_site_freshness, 'error' also when no delivery of the "
+            "site was ever accepted."
         )
     status = _lookup(freshness, "freshness_status") if has_freshness else {}
     days = _lookup(freshness, "days_since_accepted_delivery") if has_freshness else {}
@@ -558,7 +621,10 @@ def _contribution_table(
         cells = [Cell(site, "label")]
         if hospital:
             cells.append(Cell(str(hospital.get(site) or MISSING)))
-        cells += [Cell(mask_count(int(c.get(site, 0) or 0)), "count") for _, c in counts]
+        for name, _ in shown:
+            cell = site_cell(site, name)
+            cells.append(_count(disclosure, cell) if cell in disclosure.values
+                         else Cell(mask_count(0), "count"))
         if has_freshness:
             text = str(status.get(site) or MISSING)
             if days.get(site) is not None:
@@ -573,19 +639,24 @@ def _contribution_table(
     )
 
 
-def _deliveries_table(site_delivery: pl.DataFrame) -> Table:
+def _deliveries_table(site_delivery: pl.DataFrame, disclosure: Disclosure) -> Table:
     frame = site_delivery.sort("site_id", "delivery_id")
     rows = []
     for r in frame.iter_rows(named=True):
+        site, delivery = str(r["site_id"]), str(r["delivery_id"])
+        counts = [
+            _count(disclosure, delivery_cell(site, delivery, column))
+            if r.get(column) is not None else Cell(MISSING, "count")
+            for column in ("rows_landed", "rows_quarantined")
+        ]
         rows.append(
             Row(
                 (
-                    Cell(str(r["site_id"]), "label"),
-                    Cell(str(r["delivery_id"])),
+                    Cell(site, "label"),
+                    Cell(delivery),
                     Cell(str(r.get("status") or MISSING), f"status-{r.get('status')}"),
                     Cell(str(r.get("reason") or "")),
-                    Cell(mask_count(r.get("rows_landed")), "count"),
-                    Cell(mask_count(r.get("rows_quarantined")), "count"),
+                    *counts,
                 )
             )
         )
@@ -602,29 +673,23 @@ def _quality_table(
     quarantine: pl.DataFrame | None,
     check_result: pl.DataFrame | None,
     refresh_run: pl.DataFrame | None,
+    disclosure: Disclosure,
     notes: list[str],
 ) -> Table | None:
-    by_rule: dict[str, str] = {}
-    if quarantine is not None and {"site_id", "rule"} <= set(quarantine.columns):
-        q = quarantine.with_columns(pl.col("site_id", "delivery_id").cast(pl.String))
-        if site_delivery is not None and "status" in site_delivery.columns:
-            accepted = site_delivery.filter(pl.col("status") == "accepted").select(
-                pl.col("site_id", "delivery_id").cast(pl.String)
-            )
-            q = q.join(accepted, on=["site_id", "delivery_id"], how="semi")
-        counted = (
-            q.group_by("site_id", "rule")
-            .len()
-            .sort(["site_id", "len", "rule"], descending=[False, True, False])
-        )
+    by_rule: dict[str, Cell] = {}
+    counted = accepted_quarantine(site_delivery, quarantine)
+    if counted is not None:
         for site, part in counted.group_by("site_id", maintain_order=True):
-            by_rule[str(site[0])] = "; ".join(
-                f"{rule} {mask_count(n)}" for rule, n in part.select("rule", "len").iter_rows()
+            keys = tuple(quarantine_cell(str(site[0]), str(rule)) for rule in part["rule"])
+            by_rule[str(site[0])] = Cell(
+                "; ".join(f"{rule} {disclosure.count(key)}"
+                          for rule, key in zip(part["rule"], keys, strict=True)),
+                keys=keys,
             )
     else:
         notes.append(f"Quarantine (quality.quarantine): {NOT_AVAILABLE}.")
 
-    checks = _failed_checks(check_result, refresh_run)
+    checks = failed_checks(check_result, refresh_run)
     if checks is None:
         notes.append(f"Data-quality checks (quality.check_result): {NOT_AVAILABLE}.")
     severities: list[str] = []
@@ -643,7 +708,7 @@ def _quality_table(
         sites.append(MARTS_GATE)
     if not sites:
         return None
-    check_rows = {r["site"]: r for r in checks.iter_rows(named=True)} if checks is not None else {}
+    checked = set(checks["site"].to_list()) if checks is not None else set()
     columns = ["Site", "Quarantined rows by rule (accepted delivery)"]
     if checks is not None:
         columns += ["Checks run", *(f"Failed checks: {s}" for s in severities)]
@@ -651,14 +716,16 @@ def _quality_table(
     for site in sites:
         cells = [
             Cell(site, "label"),
-            Cell(by_rule.get(site, "none") if site != MARTS_GATE else MISSING),
+            by_rule.get(site, Cell("none")) if site != MARTS_GATE else Cell(MISSING),
         ]
         if checks is not None:
-            r = check_rows.get(site)
-            cells.append(Cell(mask_count(r["checks_run"]) if r else MISSING, "count"))
-            cells += [
-                Cell(mask_count(int(r.get(s) or 0)) if r else MISSING, "count") for s in severities
-            ]
+            if site in checked:
+                cells.append(_count(disclosure, checks_cell(site, "run")))
+                cells += [_count(disclosure, checks_cell(site, f"failed:{s}"))
+                          if checks_cell(site, f"failed:{s}") in disclosure.values
+                          else Cell(mask_count(0), "count") for s in severities]
+            else:
+                cells += [Cell(MISSING, "count")] * (1 + len(severities))
         rows.append(Row(tuple(cells)))
     return Table(
         "site-quality",
@@ -666,36 +733,6 @@ def _quality_table(
         tuple(rows),
         caption="Quarantine and data-quality checks per site",
     )
-
-
-def _failed_checks(
-    check_result: pl.DataFrame | None, refresh_run: pl.DataFrame | None
-) -> pl.DataFrame | None:
-    """Per site (``site``; the mart gate as MARTS_GATE): checks run, failed by severity.
-
-    Only the checks of the refresh that built the file when its run_id is known."""
-    if check_result is None or not {"site_id", "severity", "success"} <= set(check_result.columns):
-        return None
-    frame = check_result
-    if (
-        refresh_run is not None
-        and "run_id" in refresh_run.columns
-        and "run_id" in frame.columns
-        and refresh_run.height
-    ):
-        current = frame.filter(pl.col("run_id").is_in(refresh_run["run_id"].to_list()))
-        if current.height:
-            frame = current
-    frame = frame.with_columns(
-        site=pl.col("site_id").cast(pl.String).fill_null(MARTS_GATE),
-        severity=pl.col("severity").cast(pl.String).fill_null("unknown"),
-    )
-    run = frame.group_by("site").agg(checks_run=pl.len())
-    failed = frame.filter(~pl.col("success").fill_null(False)).group_by("site", "severity").len()
-    if failed.height:
-        wide = failed.pivot(on="severity", index="site", values="len")
-        run = run.join(wide, on="site", how="left")
-    return run.sort("site")
 
 
 # --------------------------------------------------------------------------- published
@@ -712,14 +749,17 @@ def _published_text(figure: reference.PublishedFigure) -> str:
     return f"{figure.published_text} ({text})" if figure.published_text else text
 
 
-def _computed_text(comparison: reference.Comparison) -> str:
+def _computed_text(comparison: reference.Comparison, disclosure: Disclosure) -> str:
     figure, computed = comparison.figure, comparison.computed
     if computed.value is None:
         return "not available"
+    count, denominator = source_cells(figure.source)
     if figure.kind == "count":
-        return mask_count(computed.value)
-    if computed.masked:
-        return fmt.SUPPRESSED
+        return (disclosure.count(count) if count in disclosure.values
+                else mask_count(computed.value))
+    withheld = disclosure.withheld(count, denominator)
+    if withheld or computed.masked:
+        return withheld or fmt.SUPPRESSED
     if figure.kind == "percent":
         return fmt.percent(computed.value, figure.decimals)
     return fmt.number(computed.value, figure.decimals)
@@ -729,27 +769,44 @@ def published_section(
     cohort: pl.DataFrame | None,
     efficacy: pl.DataFrame | None,
     safety: pl.DataFrame | None,
+    disclosure: Disclosure | None = None,
 ) -> Section:
-    """Protocol §1's figures beside the computed ones, with a within-tolerance mark."""
-    comparisons = reference.compare(
-        {"mart_cohort": cohort, "mart_efficacy": efficacy, "mart_safety": safety}
+    """Protocol §1's figures beside the computed ones, with a within-tolerance mark.
+
+    The computed counts are cells of table 1 and of the safety table, shown as there; a
+    figure resting on a hidden count gets no mark (beside the published value, a mark on
+    an exact count would disclose it)."""
+    disclosure = disclosure or _disclosure_of(
+        {"marts.mart_cohort": cohort, "marts.mart_efficacy": efficacy, "marts.mart_safety": safety}
     )
+    comparisons = [
+        dataclasses.replace(c, within=None) if disclosure.hides(*source_cells(c.figure.source))
+        else c
+        for c in reference.compare(
+            {"mart_cohort": cohort, "mart_efficacy": efficacy, "mart_safety": safety}
+        )
+    ]
     rows = []
     for c in comparisons:
+        hidden = c.computed.masked or disclosure.hides(*source_cells(c.figure.source))
         if c.within is True:
             mark = Cell("✓ within", "ok")
         elif c.within is False:
             mark = Cell("✗ outside", "bad")
-        elif c.computed.value is not None and c.computed.masked:
+        elif c.computed.value is not None and hidden:
             mark = Cell("not shown (§6)", "na")
         else:
             mark = Cell(MISSING, "na")
+        count, _ = source_cells(c.figure.source)
+        kind = "count" if c.figure.kind == "count" else "num"
         rows.append(
             Row(
                 (
                     Cell(c.figure.label, "label"),
-                    Cell(_published_text(c.figure), "count" if c.figure.kind == "count" else "num"),
-                    Cell(_computed_text(c), "count" if c.figure.kind == "count" else "num"),
+                    Cell(_published_text(c.figure), kind),
+                    Cell(_computed_text(c, disclosure), kind,
+                         keys=(count,) if kind == "count" and count in disclosure.values
+                         else ()),
                     Cell(reference.TOLERANCE_TEXT[c.figure.kind]),
                     mark,
                 )
@@ -783,7 +840,8 @@ def published_section(
             "Computed from marts.mart_cohort (overall column), marts.mart_efficacy (all "
             "patients, paired means; MRC grade 3–5 = post ≥ 3) and marts.mart_safety.",
             "Counts of 1–4 are shown as <5 in both columns (protocol §6), and a computed "
-            "value resting on 1–4 patients gets no mark, since the mark would disclose it.",
+            "value resting on 1–4 patients, or on a count hidden to protect one (§6), gets "
+            "no mark, since the mark would disclose it.",
         ),
     )
 
@@ -791,12 +849,16 @@ def published_section(
 def sections(
     frames: dict[str, pl.DataFrame | None], *, published_figures: bool = True
 ) -> list[Section]:
-    """Every section of the report, in order, from ``schema.table`` -> frame (or None)."""
+    """Every section of the report, in order, from ``schema.table`` -> frame (or None).
+
+    One disclosure serves every section: a count shown in two tables is hidden in both,
+    and relations across tables (sites adding up to the study) are honoured."""
     get = frames.get
+    disclosure = protect(report_counts(frames))
     out = [
-        table1_section(get("marts.mart_cohort")),
-        efficacy_section(get("marts.mart_efficacy")),
-        safety_section(get("marts.mart_safety")),
+        table1_section(get("marts.mart_cohort"), disclosure),
+        efficacy_section(get("marts.mart_efficacy"), disclosure),
+        safety_section(get("marts.mart_safety"), disclosure),
         plots_section(get("marts.fct_assessment"), get("marts.dim_patient")),
         sites_section(
             patients=get("marts.dim_patient"),
@@ -808,12 +870,14 @@ def sections(
             check_result=get("quality.check_result"),
             freshness=get("marts.mart_site_freshness"),
             refresh_run=get("quality.refresh_run"),
+            disclosure=disclosure,
         ),
     ]
     if published_figures:
         out.append(
             published_section(
-                get("marts.mart_cohort"), get("marts.mart_efficacy"), get("marts.mart_safety")
+                get("marts.mart_cohort"), get("marts.mart_efficacy"), get("marts.mart_safety"),
+                disclosure,
             )
         )
     return out

@@ -1,8 +1,13 @@
 -- Freshness of each site's data (issue 3): one row per site seen by landing (in
--- quality.site_delivery or in landed). A site whose accepted delivery landed more than
+-- quality.site_delivery or in landed). A site whose accepted delivery is dated more than
 -- `freshness_warn_after_days` ago is 'warn', more than `freshness_error_after_days` ago (or
 -- never accepted) 'error', else 'fresh'. Measured at `freshness_as_of` (default: now).
 -- Read by `ivig status` and the run report; it never stops a publish.
+--
+-- The age counts from the delivery's date (quality.site_delivery.delivery_date: its
+-- `delivery_id` when that is an ISO date, else the day landing received it), not from when
+-- it landed: a rebuild lands every delivery again, and a delivery dated 139 days ago is
+-- 139 days old however recently it was landed (issue 10, point 7).
 
 with
 
@@ -71,7 +76,12 @@ measured as (
         sites.region,
         coalesce(deliveries_by_site.accepted_delivery_id, landed_by_site.landed_delivery_id)
             as accepted_delivery_id,
-        deliveries_by_site.accepted_delivery_date,
+        -- the accepted delivery's date; a site only in landed (no delivery record): the
+        -- day its data landed, in UTC
+        coalesce(
+            deliveries_by_site.accepted_delivery_date,
+            cast(timezone('UTC', landed_by_site.last_loaded_at) as date)
+        ) as accepted_delivery_date,
         -- when the accepted delivery landed: the source's loaded_at_field, else landing's record
         coalesce(landed_by_site.last_loaded_at, deliveries_by_site.accepted_landed_at)
             as accepted_loaded_at,
@@ -90,13 +100,15 @@ measured as (
 
 ),
 
--- whole days elapsed, from epoch seconds: independent of the session's time zone
+-- whole days from the delivery's date to the UTC day of measured_at: independent of the
+-- session's time zone (a delivery dated in the future gives a negative count, shown as is)
 aged as (
 
     select
         *,
-        cast(floor((epoch(measured_at) - epoch(accepted_loaded_at)) / 86400) as integer)
-            as days_since_accepted_delivery
+        cast(
+            cast(timezone('UTC', measured_at) as date) - accepted_delivery_date as integer
+        ) as days_since_accepted_delivery
 
     from measured
 
