@@ -235,16 +235,3 @@ def publish_bundle(bundle: Bundle, warehouse: Path, keep: int = KEEP_VERSIONS) -
 def publish(built: Path, warehouse: Path, keep: int = KEEP_VERSIONS) -> Path:
     """Rename `built` over the published file, keeping the last `keep` versions."""
     return publish_bundle(Bundle(built), warehouse, keep)
-
-
-def replace_folder(source: Path, target: Path) -> None:
-    """Swap a generated site (docs) into place: the old one goes only once the new is in."""
-    if not source.is_dir():
-        return
-    target.parent.mkdir(parents=True, exist_ok=True)
-    old = target.with_name(target.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    if target.exists():
-        target.rename(old)
-    shutil.move(str(source), str(target))
-    shutil.rmtree(old, ignore_errors=True)
