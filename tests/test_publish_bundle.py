@@ -133,28 +133,30 @@ from ivig_platform.warehouse.publish import publish_bundle
 
 warehouse = Path(sys.argv[1])
 bundle = build_run(warehouse, "new")
-real_replace = os.replace
+call, after = sys.argv[3].split(":")
+real = getattr(os, call)
 
-def replace(source, target, *args, **kwargs):
-    real_replace(source, target, *args, **kwargs)
-    if Path(target).name == sys.argv[3]:
-        os.kill(os.getpid(), signal.SIGKILL)  # kill -9 right after this swap
+def then_die(source, target, *args, **kwargs):
+    real(source, target, *args, **kwargs)
+    if Path(target).name.startswith(after):
+        os.kill(os.getpid(), signal.SIGKILL)  # kill -9 right after this step
 
-os.replace = replace
+setattr(os, call, then_die)
 publish_bundle(bundle, warehouse)
 """
 
 
-@pytest.mark.parametrize("killed_after", ["ivig.duckdb", "report.html"])
+@pytest.mark.parametrize("killed_after", ["link:ivig-", "replace:ivig.duckdb",
+                                          "replace:report.html"],
+                         ids=["after-the-version-link", "after-the-file", "after-the-report"])
 def test_a_publish_killed_half_way_is_played_back_at_the_next_start(published: Path,
                                                                      killed_after: str):
     child = subprocess.run([sys.executable, "-c", KILLED_MID_PUBLISH, str(published),
                             str(Path(__file__).parent), killed_after])
     assert child.returncode == -9
     assert list((published / ".build").glob(f"*/{JOURNAL}")), "the journal stays behind"
-    assert live(published)[0] == "new"  # half-way: the file is the new run's...
     assert recover_interrupted_publish(published) == ["new"]
-    assert live(published) == ("old",) * 4  # ...until the next start puts all back
+    assert live(published) == ("old",) * 4  # the next start puts all back
     assert len(list_versions(published)) == 1  # the killed run's version link is gone
 
 

@@ -23,8 +23,8 @@ from ivig_platform.warehouse.publish import run_folder
 class RefreshFailed(RuntimeError):
     """A run's failure, already phrased as the operator's one line."""
 
-    def __init__(self, line: str, *, stage: str, published: bool) -> None:
-        super().__init__(line)
+    def __init__(self, line: str, stage: str = "", published: bool = False) -> None:
+        super().__init__(line)  # args = (line,): picklable, as Prefect may store it
         self.stage = stage
         self.published = published
 

@@ -7,9 +7,10 @@ file, and nobody ever sees half a refresh. A run publishes three things — `ivi
 same run, so they are swapped together as one small transaction:
 
 1. everything is built beforehand in the run's folder `.build/<run>/`;
-2. the versions kept for rollback are linked (`versions/ivig-<stamp>.duckdb` and its
-   report and docs under `versions/ivig-<stamp>.extras/`), hard links of the old files
-   are made under `.build/<run>/previous/`, and a journal naming all of it is written;
+2. a journal is written naming what comes next: the versions kept for rollback
+   (`versions/ivig-<stamp>.duckdb`, its report and docs under
+   `versions/ivig-<stamp>.extras/`) and hard links of the old files under
+   `.build/<run>/previous/`; then these are made;
 3. the three are swapped into place; if any swap fails, the journal is played back and
    what was already replaced is put back;
 4. the journal is removed: the publish is done.
@@ -105,35 +106,37 @@ def _remove_created(journal: dict) -> None:
             path.unlink(missing_ok=True)
 
 
-def _prepare(bundle: Bundle, warehouse: Path, stage: Path, stamp: str, keep_version: bool,
-             journal: dict) -> None:
-    """Step 2: version links, undo links, and the journal that names them (filled in
-    `journal` as it goes, so a failure half-way can remove what was made)."""
+def _prepare(bundle: Bundle, warehouse: Path, stage: Path, stamp: str,
+             keep_version: bool) -> None:
+    """Step 2: the journal first (so a kill at any later point can be played back), then
+    the version links and the undo links it names."""
     previous = stage / PREVIOUS
     shutil.rmtree(previous, ignore_errors=True)
     previous.mkdir(parents=True)
-    if keep_version:
-        versions = warehouse / VERSIONS_DIR
-        versions.mkdir(parents=True, exist_ok=True)
-        version = versions / f"ivig-{stamp}.duckdb"
-        os.link(bundle.database, version)
-        journal["created"].append(str(version))
-        if bundle.report is not None or bundle.docs is not None:
-            extras = versions / f"ivig-{stamp}{EXTRAS_SUFFIX}"
-            journal["created"].append(str(extras))
-            extras.mkdir()
-            if bundle.report is not None:
-                os.link(bundle.report, extras / REPORT_NAME)
-            if bundle.docs is not None:
-                link_tree(bundle.docs, extras / DOCS_NAME)
-    for source, name in bundle.items():
-        target = warehouse / name
-        had = target.exists()
-        if had and not target.is_dir():
-            os.link(target, previous / name)
-        journal["items"].append({"name": name, "new_ino": source.stat().st_ino,
-                                 "had_previous": had, "folder": source.is_dir()})
+    versions = warehouse / VERSIONS_DIR
+    version = versions / f"ivig-{stamp}.duckdb"
+    extras = versions / f"ivig-{stamp}{EXTRAS_SUFFIX}"
+    with_extras = keep_version and (bundle.report is not None or bundle.docs is not None)
+    items = [(source, name, warehouse / name) for source, name in bundle.items()]
+    journal = {
+        "created": [str(version)] * keep_version + [str(extras)] * with_extras,
+        "items": [{"name": name, "new_ino": source.stat().st_ino,
+                   "had_previous": target.exists(), "folder": source.is_dir()}
+                  for source, name, target in items],
+    }
     _fsync_write(stage / JOURNAL, json.dumps(journal))
+    if keep_version:
+        versions.mkdir(parents=True, exist_ok=True)
+        os.link(bundle.database, version)
+    if with_extras:
+        extras.mkdir()
+        if bundle.report is not None:
+            os.link(bundle.report, extras / REPORT_NAME)
+        if bundle.docs is not None:
+            link_tree(bundle.docs, extras / DOCS_NAME)
+    for _, name, target in items:
+        if target.exists() and not target.is_dir():
+            os.link(target, previous / name)
 
 
 def _swap(bundle: Bundle, warehouse: Path, stage: Path) -> None:
@@ -207,17 +210,12 @@ def swap_in(bundle: Bundle, warehouse: Path, stage: Path, *, keep_version: bool,
     """Publish `bundle` as one transaction (see the module); the caller holds the lock."""
     stamp = stamp or datetime.now(UTC).strftime(STAMP_FORMAT)
     stage.mkdir(parents=True, exist_ok=True)
-    journal: dict = {"items": [], "created": []}
     try:
-        _prepare(bundle, warehouse, stage, stamp, keep_version, journal)
-    except BaseException:
-        _remove_created(journal)
-        (stage / JOURNAL).unlink(missing_ok=True)
-        raise
-    try:
+        _prepare(bundle, warehouse, stage, stamp, keep_version)
         _swap(bundle, warehouse, stage)
     except BaseException:
-        _play_back(warehouse, stage)
+        if (stage / JOURNAL).exists():
+            _play_back(warehouse, stage)
         raise
     (stage / JOURNAL).unlink()
 

@@ -56,6 +56,9 @@ class WarehouseBusy(RuntimeError):
         what = "rollback" if holder.command == "rollback" else "refresh"
         super().__init__(f"another {what} of {warehouse} is running ({holder.describe()})")
 
+    def __reduce__(self):  # picklable although __init__ takes other arguments than args
+        return (type(self), (self.warehouse, self.holder))
+
 
 def lock_path(warehouse: Path) -> Path:
     return Path(warehouse) / LOCK_NAME
