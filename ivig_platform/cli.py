@@ -67,7 +67,7 @@ def configure_local_prefect(warehouse: Path) -> None:
     if not os.environ.get("PREFECT_API_URL"):
         os.environ.setdefault("PREFECT_HOME", str((warehouse / ".prefect").resolve()))
         os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "CRITICAL")
-        os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
+        os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "300")
         os.environ.setdefault("PREFECT_UI_ENABLED", "false")
 
 
@@ -130,6 +130,8 @@ def run_refresh(inbox: Path, warehouse: Path, *, settle_seconds: float = 0,
             return _run_logged(inbox, warehouse, settle_seconds, force, rekey)
     except (WarehouseBusy, RefreshFailed) as exc:
         fail(str(exc))
+    except Exception as exc:  # before Prefect started, e.g. a full disk: still one line
+        fail(str(failure_line(exc, stage="start", warehouse=warehouse, run_id=None, log=None)))
     raise AssertionError("unreachable")  # pragma: no cover - fail() exits
 
 

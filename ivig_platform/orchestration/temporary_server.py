@@ -177,7 +177,7 @@ def start_temporary_prefect_server() -> TemporaryServer | None:
          "--log-level", "error", "--lifespan", "on"],
         env=server_environment(), stdin=subprocess.DEVNULL, preexec_fn=die_with_parent(),
     )
-    timeout = float(os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90"))
+    timeout = float(os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "300"))
     server = TemporaryServer(popen, f"http://{LOOPBACK}:{port}/api", timeout)
     atexit.register(server.stop)
     os.environ["PREFECT_API_URL"] = server.api_url

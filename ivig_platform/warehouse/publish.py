@@ -190,12 +190,13 @@ def recover_interrupted_publish(warehouse: Path) -> list[str]:
 
     Called with the run lock held, before a run touches anything.
     """
-    recovered = []
+    journals = sorted((warehouse / BUILD_DIR).glob(f"*/{JOURNAL}"))
+    if not journals:
+        return []
     with publish_lock(warehouse):
-        for journal in sorted((warehouse / BUILD_DIR).glob(f"*/{JOURNAL}")):
+        for journal in journals:
             _play_back(warehouse, journal.parent)
-            recovered.append(journal.parent.name)
-    return recovered
+    return [journal.parent.name for journal in journals]
 
 
 def prune_versions(warehouse: Path, keep: int = KEEP_VERSIONS) -> None:

@@ -22,7 +22,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -110,13 +110,16 @@ def _acquire(path: Path, wait_seconds: float, warehouse: Path) -> IO[str]:
 
 
 def _record(handle: IO[str], command: str) -> None:
-    handle.seek(0)
-    handle.truncate()
-    handle.write(json.dumps({
-        "pid": os.getpid(), "host": socket.gethostname(), "command": command,
-        "started": datetime.now(UTC).astimezone().isoformat(timespec="seconds"),
-    }))
-    handle.flush()
+    """Write who holds the lock; on a full disk the record is skipped, not the run (the
+    run's first act is to clear dead runs, which may make room)."""
+    with suppress(OSError):
+        handle.seek(0)
+        handle.truncate()
+        handle.write(json.dumps({
+            "pid": os.getpid(), "host": socket.gethostname(), "command": command,
+            "started": datetime.now(UTC).astimezone().isoformat(timespec="seconds"),
+        }))
+        handle.flush()
 
 
 @contextmanager
@@ -151,10 +154,12 @@ def run_lock(warehouse: Path, wait_seconds: float = 0, command: str = "refresh")
             else:
                 del _held[path]
                 # Cleared before the unlock: the next holder's record is the only one read.
-                handle.seek(0)
-                handle.truncate()
+                with suppress(OSError):
+                    handle.seek(0)
+                    handle.truncate()
                 fcntl.flock(handle, fcntl.LOCK_UN)
-                handle.close()
+                with suppress(OSError):
+                    handle.close()
 
 
 def is_held_here(warehouse: Path) -> bool:

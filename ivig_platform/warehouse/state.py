@@ -7,8 +7,8 @@ own code with the one recorded at the last publish costs milliseconds. Any diffe
 a new delivery, a touched file, a code or key change — runs the full refresh, whose
 per-delivery content hashes then decide what really needs landing.
 
-The state describes the file it was computed for (device, inode, size, modification
-time of `ivig.duckdb` right after the publish): after `ivig rollback` puts an older file
+The state describes the file it was computed for (size and modification time of
+`ivig.duckdb` right after the publish): after `ivig rollback` puts an older file
 in place, or anyone replaces it, the published file is not the one the state speaks of,
 and the next refresh runs instead of saying "nothing changed".
 """
@@ -67,12 +67,17 @@ def read_state(warehouse: Path) -> dict[str, str] | None:
 
 
 def published_identity(warehouse: Path) -> str | None:
-    """Which file is published now: a rename in place (publish, rollback) changes it."""
+    """Which file is published now: size and modification time (nanoseconds).
+
+    Each build writes its file at its own moment, so a publish or a rollback changes
+    this; a copy of the warehouse that keeps times (`cp -a`, a restored backup) does not,
+    and is rightly still "unchanged". (The inode would not survive such a copy.)
+    """
     try:
         stat = (warehouse / PUBLISHED_NAME).stat()
     except FileNotFoundError:
         return None
-    return f"{stat.st_dev}:{stat.st_ino}:{stat.st_size}:{stat.st_mtime_ns}"
+    return f"{stat.st_size}:{stat.st_mtime_ns}"
 
 
 def write_state(warehouse: Path, state: dict[str, str]) -> None:
