@@ -46,9 +46,18 @@ app = typer.Typer(
 
 DEMO_KEY_FILE = ".pseudonym_key"
 
+# Once a refresh's output goes to its log (`console_to_log`), the terminal streams: what
+# the CLI says itself (the live display, the last line) goes there.
+_terminal: Terminal | None = None
+
+
+def say(message: str, err: bool = False) -> None:
+    stream = None if _terminal is None else _terminal.err if err else _terminal.out
+    typer.echo(message, err=err, file=stream)
+
 
 def fail(message: str, code: int = 1) -> None:
-    typer.echo(f"error: {message}", err=True)
+    say(f"error: {message}", err=True)
     raise typer.Exit(code)
 
 
@@ -71,14 +80,14 @@ def configure_local_prefect(warehouse: Path) -> None:
         os.environ.setdefault("PREFECT_UI_ENABLED", "false")
 
 
-def prepare_refresh(warehouse: Path, say: Callable[[str], None] | None = None
+def prepare_refresh(warehouse: Path, tell: Callable[[str], None] | None = None
                     ) -> Callable[..., dict]:
     """Everything a refresh process does before the flow runs; returns the flow.
 
     Prefect's temporary server (when no server is configured) is launched first and the
     heavy modules are imported in a thread, so both overlap the import of the flow: a
     refresh spends its first ~10 s waiting for that server otherwise. A temporary-server
-    database left broken (by a full disk, say) is moved aside first; `say` gets the line.
+    database left broken (by a full disk, say) is moved aside first; `tell` gets the line.
     """
     from ivig_platform.orchestration.temporary_server import (
         reset_broken_database,
@@ -89,8 +98,8 @@ def prepare_refresh(warehouse: Path, say: Callable[[str], None] | None = None
     configure_local_prefect(warehouse)
     if not os.environ.get("PREFECT_API_URL"):
         note = reset_broken_database(Path(os.environ["PREFECT_HOME"]))
-        if note and say is not None:
-            say(note)
+        if note and tell is not None:
+            tell(note)
     server = start_temporary_prefect_server()
     from flows.refresh import preload_in_background, refresh
 
@@ -146,10 +155,12 @@ def _run_logged(inbox: Path, warehouse: Path, settle_seconds: float, force: bool
     # warnings, which the flow's log handler records there already.
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
     stage = "start"
-    with console_to_log(log) as terminal, run_log_handler(log):
+    global _terminal
+    _terminal = terminal = console_to_log(log)
+    with run_log_handler(log):
         try:
-            refresh = prepare_refresh(warehouse, say=_say(terminal))
-            stage = "the flow's start"
+            refresh = prepare_refresh(warehouse, tell=_note(terminal))
+            stage = "orchestration"  # Prefect's own calls, at any point of the run
             with progress_display(terminal.out.isatty(), terminal.out):
                 return refresh(inbox=str(inbox.resolve()), warehouse=str(warehouse.resolve()),
                                settle_seconds=settle_seconds, force=force, rekey=rekey,
@@ -163,15 +174,15 @@ def _run_logged(inbox: Path, warehouse: Path, settle_seconds: float, force: bool
                                log=log) from exc
 
 
-def _say(terminal: Terminal) -> Callable[[str], None]:
-    def say(line: str) -> None:
+def _note(terminal: Terminal) -> Callable[[str], None]:
+    def note(line: str) -> None:
         print(f"[refresh] note {line}", file=terminal.out, flush=True)
-    return say
+    return note
 
 
 def print_summary(summary: dict) -> None:
     if summary.get("unchanged"):
-        typer.echo(f"nothing changed since the last publish; {summary['published']} is current")
+        say(f"nothing changed since the last publish; {summary['published']} is current")
         return
     extra = ""
     issues = summary.get("inbox_issues") or []
@@ -183,7 +194,7 @@ def print_summary(summary: dict) -> None:
         if summary.get("retired"):
             extra += (f", {len(summary['retired'])} superseded without inbox files retired: "
                       f"{', '.join(summary['retired'])}")
-    typer.echo(
+    say(
         f"published {summary['published']}: {summary['accepted']} sites accepted, "
         f"{summary['superseded']} superseded, {summary['rejected']} rejected; "
         f"{summary['rows_landed']} rows landed, {summary['rows_quarantined']} quarantined; "

@@ -5,7 +5,8 @@ run and task logs, tracebacks, whatever a library prints — belong in
 `WAREHOUSE/logs/refresh-<run_id>.log`, which that line names. The flow attaches a log
 handler for its run wherever it runs (CLI or a Prefect worker); the CLI also sends the
 process's own stdout and stderr (and so those of Prefect's temporary server, its child)
-to the same file, keeping a handle on the terminal for its live display and last line.
+to the same file for the rest of the process, keeping a handle on the terminal for its
+live display and its last line.
 
 Privacy (§6): nothing here logs a cell value; it only routes what the code already logs,
 and the code never logs values.
@@ -76,7 +77,8 @@ def run_log_handler(path: Path) -> Iterator[None]:
         yield
     finally:
         root.removeHandler(handler)
-        handler.close()
+        with suppress(OSError):  # closing flushes: a full disk must not hide the failure
+            handler.close()
 
 
 @dataclass
@@ -87,29 +89,23 @@ class Terminal:
     err: TextIO
 
 
-@contextmanager
-def console_to_log(path: Path) -> Iterator[Terminal]:
-    """Send this process's stdout and stderr (file descriptors 1 and 2, so child processes
-    and C libraries too) to `path` for the block; yield streams on the real console."""
+def console_to_log(path: Path) -> Terminal:
+    """From now until the process exits, send its stdout and stderr to `path`; return
+    streams on the real console for what the CLI itself has to say.
+
+    File descriptors 1 and 2 are redirected, so child processes (Prefect's temporary
+    server), C libraries and Prefect's own exit-time messages (its log worker reports
+    failed sends to `sys.stderr` when the interpreter exits) all land in the log, after
+    the CLI's last line has gone to the terminal. There is no way back on purpose: what
+    is printed after the last line would make it not the last.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
-    saved = os.dup(1), os.dup(2)
-    terminal = Terminal(os.fdopen(os.dup(saved[0]), "w", buffering=1),
-                        os.fdopen(os.dup(saved[1]), "w", buffering=1))
+    terminal = Terminal(os.fdopen(os.dup(1), "w", buffering=1),
+                        os.fdopen(os.dup(2), "w", buffering=1))
     log = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
-    try:
-        os.dup2(log, 1)
-        os.dup2(log, 2)
-        yield terminal
-    finally:
-        for stream in (sys.stdout, sys.stderr):
-            with suppress(OSError, ValueError):  # the log's disk may be full: go on
-                stream.flush()
-        os.dup2(saved[0], 1)
-        os.dup2(saved[1], 2)
-        for fd in (*saved, log):
-            os.close(fd)
-        for stream in (terminal.out, terminal.err):
-            with suppress(OSError):
-                stream.close()
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    os.close(log)
+    return terminal

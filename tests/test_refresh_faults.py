@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import errno
 import os
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -85,9 +87,9 @@ def test_a_prefect_500_on_a_disk_with_too_little_space_says_so(tmp_path: Path,
                         lambda path: usage._replace(free=1000))
     error = RuntimeError("Server error '500 Internal Server Error' for url "
                          "'http://127.0.0.1:1/api/flow_runs/x/set_state'")
-    failed = failure_line(error, stage="the flow's start", warehouse=tmp_path, run_id="r2",
+    failed = failure_line(error, stage="orchestration", warehouse=tmp_path, run_id="r2",
                           log=tmp_path / "logs" / "refresh-r2.log")
-    assert str(failed).startswith(f"refresh failed during the flow's start: too little disk "
+    assert str(failed).startswith(f"refresh failed during orchestration: too little disk "
                                   f"space at {tmp_path}: the run needs about ")
     assert "1000 B free (Server error '500" in str(failed)
 
@@ -176,3 +178,29 @@ def test_a_new_run_clears_what_dead_runs_left(tmp_path: Path):
     assert sorted(cleared.build_folders) == ["20261124T020000-dead00", "rollback-x"]
     assert list((tmp_path / ".build").iterdir()) == []
     assert not partial.exists() and kept.exists()
+
+
+CONSOLE = r"""
+import atexit, subprocess, sys
+from pathlib import Path
+from ivig_platform.run_log import console_to_log
+
+terminal = console_to_log(Path(sys.argv[1]))
+atexit.register(lambda: sys.stderr.write("late: Prefect's exit-time complaint\n"))
+print("a library prints")
+print("a traceback", file=sys.stderr)
+subprocess.run(["echo", "a child process prints"])
+print("the last line", file=terminal.out, flush=True)
+"""
+
+
+def test_after_the_last_line_the_console_stays_quiet(tmp_path: Path):
+    """Output of the run (libraries, children, exit handlers) goes to the log only."""
+    log = tmp_path / "logs" / "refresh-r.log"
+    child = subprocess.run([sys.executable, "-c", CONSOLE, str(log)], capture_output=True,
+                           text=True, timeout=60)
+    assert child.returncode == 0, child.stderr
+    assert (child.stdout, child.stderr) == ("the last line\n", "")
+    assert log.read_text().splitlines() == [
+        "a library prints", "a traceback", "a child process prints",
+        "late: Prefect's exit-time complaint"]
