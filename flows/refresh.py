@@ -32,9 +32,10 @@ from prefect.tasks import exponential_backoff
 from ivig_platform.landing.discovery import Discovery, discover_settled
 from ivig_platform.landing.land import Delivery, Manifest, land_delivery, landed_manifests
 from ivig_platform.landing.pseudonym import KEY_VARIABLE, key_fingerprint, load_key
-from ivig_platform.progress import ProgressEvent, emit
+from ivig_platform.progress import ProgressEvent, announce_final_states, emit, landed_detail
 from ivig_platform.run_log import LOGS_DIR, log_path, new_run_id, run_log_handler
-from ivig_platform.warehouse.build import RunInfo, build_database
+from ivig_platform.states import ACCEPTED, DEFERRED, HELD_BACK, LANDED, REJECTED
+from ivig_platform.warehouse.build import RunInfo, build_database, delivery_status
 from ivig_platform.warehouse.disk import disk_full_error
 from ivig_platform.warehouse.housekeeping import clear_dead_runs
 from ivig_platform.warehouse.keys import other_key, retire
@@ -150,9 +151,8 @@ def land(delivery: Delivery, warehouse: Path) -> Manifest:
             content_sha256="", landing_version="", key_fingerprint=key_fingerprint(key),
             delivery_date=now.date().isoformat(), landed_at=now.isoformat(),
         )
-    stage = "rejected" if manifest.status == "rejected" else "landed"
-    detail = manifest.reason or f"{manifest.rows_landed} landed, {manifest.rows_quarantined} " \
-        "quarantined"
+    stage = REJECTED if manifest.status == "rejected" else LANDED
+    detail = manifest.reason or landed_detail(manifest.rows_landed, manifest.rows_quarantined)
     emit(ProgressEvent(delivery.site_id, delivery.delivery_id, stage, detail))
     return manifest
 
@@ -185,7 +185,7 @@ def gate_deliveries(deliveries: list[tuple[str, str, str]], warehouse: Path, poo
     for result, cached in gated:
         detail = (result.reason or result.verdict) + (" (cached)" if cached else "")
         emit(ProgressEvent(result.site_id, result.delivery_id,
-                           "accepted" if result.passed_errors else "held", detail))
+                           ACCEPTED if result.passed_errors else HELD_BACK, detail))
     fresh = sum(not cached for _, cached in gated)
     get_run_logger().info("gated %d deliveries: %d validated (pooled), %d from the cache",
                           len(gated), fresh, len(gated) - fresh)
@@ -334,8 +334,8 @@ def land_all(deliveries: list[Delivery], warehouse: Path) -> tuple[list[Manifest
             if isinstance(error, BaseException) and disk_full_error(error) is not None:
                 raise error  # nothing else will fit either: the run fails, in one line
             deferred.append(delivery.label)
-            emit(ProgressEvent(delivery.site_id, delivery.delivery_id, "failed",
-                               "deferred to the next refresh (transient error)"))
+            emit(ProgressEvent(delivery.site_id, delivery.delivery_id, DEFERRED,
+                               "transient error after retries: tried again next refresh"))
     return manifests, deferred
 
 
@@ -414,6 +414,7 @@ def _refresh(inbox: Path, warehouse: Path, settle_seconds: float, force: bool, r
         refuse_mixed_keys(recorded, fingerprint)
         emit(ProgressEvent("*", "*", "step", "quality gate on each site's delivery"))
         held_back, gate_results = gate_sites(recorded, warehouse, run.run_id)
+        announce_final_states(delivery_status(recorded, held_back))
 
     issues = [(issue.folder, issue.reason) for issue in found.issues]
     with clock.stage("build"):

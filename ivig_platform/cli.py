@@ -1,8 +1,12 @@
-"""`ivig`: the command line of the platform (demo, refresh, status).
+"""`ivig`: the command line of the platform (demo, refresh, status, sql, ...).
 
 Prefect is imported only inside the commands that run a flow, after the environment is
 set, so `ivig status` and `--help` stay instant and a local run never touches the user's
 own Prefect profile.
+
+Help texts are click's plain ones (`rich_markup_mode=None`): paragraphs re-wrapped to the
+terminal's width, flags without a `<bool>` type or a `--no-...` twin, and each command's
+`short_help` written to fit an 80-column listing.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from typer.core import TyperGroup
 
 from ivig_platform.landing.pseudonym import (
     KEY_VARIABLE,
@@ -32,6 +37,7 @@ from ivig_platform.run_log import (
     new_run_id,
     run_log_handler,
 )
+from ivig_platform.wall_clock import format_duration, wall_seconds
 from ivig_platform.warehouse.housekeeping import clear_dead_runs
 from ivig_platform.warehouse.outcome import RefreshFailed, failure_line
 from ivig_platform.warehouse.preflight import preflight
@@ -39,13 +45,38 @@ from ivig_platform.warehouse.publish import published_path
 from ivig_platform.warehouse.run_lock import WarehouseBusy, run_lock
 from ivig_platform.warehouse.state import current_state, is_unchanged
 
+
+class WrappedCommandList(TyperGroup):
+    """Command lists whose descriptions wrap instead of being cut with `...`: a command's
+    `short_help`, else its docstring's first paragraph (click cuts at the first full stop,
+    which in `(e.g. ...)` is mid-sentence)."""
+
+    def format_commands(self, ctx, formatter) -> None:  # noqa: ANN001 - click's signature
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                first = (command.help or "").split("\n\n", 1)[0]
+                rows.append((name, command.short_help or " ".join(first.split())))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
 app = typer.Typer(
+    cls=WrappedCommandList,
     add_completion=False,
+    rich_markup_mode=None,
     no_args_is_help=True,
     help="IVIG-in-SSc study platform: land site extracts, build the marts, publish DuckDB.",
 )
 
-app.add_typer(protocol_app, name="protocol")
+app.add_typer(protocol_app, name="protocol", cls=WrappedCommandList,
+              short_help="Show, compare, check and document the study protocol (protocol/).")
+
+#: --warehouse, as every command takes it
+Warehouse = Annotated[Path, typer.Option(
+    "--warehouse", help="Folder where ivig.duckdb is published.", metavar="DIR")]
 
 DEMO_KEY_FILE = ".pseudonym_key"
 
@@ -96,6 +127,7 @@ def prepare_refresh(warehouse: Path, tell: Callable[[str], None] | None = None
         reset_broken_database,
         start_temporary_prefect_server,
     )
+    from ivig_platform.progress import step
 
     warehouse.mkdir(parents=True, exist_ok=True)
     configure_local_prefect(warehouse)
@@ -104,11 +136,15 @@ def prepare_refresh(warehouse: Path, tell: Callable[[str], None] | None = None
         if note and tell is not None:
             tell(note)
     server = start_temporary_prefect_server()
+    step("loading the refresh flow (Prefect's temporary server is starting)" if server
+         else f"loading the refresh flow (Prefect server {os.environ.get('PREFECT_API_URL')})")
     from flows.refresh import preload_in_background, refresh
 
     preload_in_background()
     if server is not None:
+        step("waiting for Prefect's temporary server to answer")
         server.wait_until_healthy()
+    step("starting the flow run")
     return refresh
 
 
@@ -160,14 +196,16 @@ def _run_logged(inbox: Path, warehouse: Path, settle_seconds: float, force: bool
     stage = "start"
     global _terminal
     _terminal = terminal = console_to_log(log)
-    with run_log_handler(log):
+    first = ("starting Prefect's temporary server…" if not os.environ.get("PREFECT_API_URL")
+             else "connecting to the Prefect server…")
+    # The display starts before Prefect does: its first seconds say what they wait for.
+    with run_log_handler(log), progress_display(terminal.out.isatty(), terminal.out, first):
         try:
             refresh = prepare_refresh(warehouse, tell=_note(terminal))
             stage = "orchestration"  # Prefect's own calls, at any point of the run
-            with progress_display(terminal.out.isatty(), terminal.out):
-                return refresh(inbox=str(inbox.resolve()), warehouse=str(warehouse.resolve()),
-                               settle_seconds=settle_seconds, force=force, rekey=rekey,
-                               run_id=run_id)
+            return refresh(inbox=str(inbox.resolve()), warehouse=str(warehouse.resolve()),
+                           settle_seconds=settle_seconds, force=force, rekey=rekey,
+                           run_id=run_id)
         except RefreshFailed:
             raise
         except Exception as exc:  # Prefect itself failed (server, API): still one line
@@ -184,8 +222,12 @@ def _note(terminal: Terminal) -> Callable[[str], None]:
 
 
 def print_summary(summary: dict) -> None:
+    """The last line. Deliveries by their final state (ivig_platform/states.py); the time
+    is the command's wall time, from the start of its process."""
+    took = format_duration(wall_seconds())
     if summary.get("unchanged"):
-        say(f"nothing changed since the last publish; {summary['published']} is current")
+        say(f"nothing changed since the last publish; {summary['published']} is current "
+            f"({took})")
         return
     extra = ""
     issues = summary.get("inbox_issues") or []
@@ -199,25 +241,29 @@ def print_summary(summary: dict) -> None:
                       f"{', '.join(summary['retired'])}")
     say(
         f"published {summary['published']}: {summary['accepted']} sites accepted, "
-        f"{summary['superseded']} superseded, {summary['rejected']} rejected; "
+        f"{summary['superseded']} superseded, {summary['held_back']} held back by the "
+        f"quality gate, {summary['rejected']} rejected by landing; "
         f"{summary['rows_landed']} rows landed, {summary['rows_quarantined']} quarantined; "
-        f"{summary['held_back']} held back by the quality gate; checks failed: "
-        f"{summary['checks']['error']['failed']} error, {summary['checks']['warn']['failed']} "
-        f"warn{extra} ({summary['timings'].get('total', 0):.1f} s)"
+        f"checks failed: {summary['checks']['error']['failed']} error, "
+        f"{summary['checks']['warn']['failed']} warn{extra} ({took})"
     )
 
 
-@app.command()
+@app.command(short_help="Land every site's deliveries and publish WAREHOUSE/ivig.duckdb.")
 def refresh(
-    inbox: Annotated[Path, typer.Option(help="Folder of <site_id>/<delivery_id>/ deliveries.")],
-    warehouse: Annotated[Path, typer.Option(help="Folder where ivig.duckdb is published.")],
+    inbox: Annotated[Path, typer.Option(
+        help="Folder of <site_id>/<delivery_id>/ deliveries.", metavar="DIR")],
+    warehouse: Warehouse,
     settle_seconds: Annotated[float, typer.Option(
-        help="Take a delivery without a _READY marker only once unchanged this long.")] = 0,
-    force: Annotated[bool, typer.Option(help="Rebuild even if nothing changed.")] = False,
+        help="Take a delivery without a _READY marker only once unchanged this long.",
+        metavar="SECONDS")] = 0,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Rebuild even if nothing changed.")] = False,
     wait: Annotated[float, typer.Option(
         help="Wait up to SECONDS for another refresh of WAREHOUSE to end (default: do not "
              "wait, exit 1 naming it).", metavar="SECONDS")] = 0,
     rekey: Annotated[bool, typer.Option(
+        "--rekey",
         help="The pseudonymisation key has changed: land every delivery again with the new "
              "key (refused, changing nothing, if a delivery in force has no inbox files).")
     ] = False,
@@ -233,12 +279,13 @@ def refresh(
                               wait_seconds=wait, rekey=rekey))
 
 
-@app.command()
+@app.command(short_help="Write a demo inbox to DIR/inbox and refresh it into DIR/warehouse.")
 def demo(
-    dir: Annotated[Path, typer.Option("--dir", help="Folder for the demo inbox and warehouse.")],
-    sites: Annotated[int, typer.Option(help="Number of hospitals.")] = 18,
-    patients: Annotated[int, typer.Option(help="Number of patients.")] = 78,
-    seed: Annotated[int, typer.Option(help="Seed of the generator.")] = 20261124,
+    dir: Annotated[Path, typer.Option(
+        "--dir", help="Folder for the demo inbox and warehouse.", metavar="DIR")],
+    sites: Annotated[int, typer.Option(help="Number of hospitals.", metavar="N")] = 18,
+    patients: Annotated[int, typer.Option(help="Number of patients.", metavar="N")] = 78,
+    seed: Annotated[int, typer.Option(help="Seed of the generator.", metavar="N")] = 20261124,
     generate_only: Annotated[
         bool, typer.Option("--generate-only", help="Write the inbox, do not refresh.")
     ] = False,
@@ -267,45 +314,27 @@ def demo(
     print_summary(run_refresh(inbox, dir / "warehouse"))
 
 
-@app.command()
+@app.command(short_help="Each site's deliveries in the published file: state, reason, age.")
 def status(
-    warehouse: Annotated[Path, typer.Option(help="Folder where ivig.duckdb is published.")],
+    warehouse: Warehouse,
+    wide: Annotated[bool, typer.Option(
+        "--wide", help="Every column on one line per delivery, whatever the width.")] = False,
 ) -> None:
-    """Every site's deliveries in the published warehouse: status, reason, rows, age."""
-    from ivig_platform.console import status_table
+    """Every delivery the published warehouse has seen: its state, reason, rows, age.
+
+    States are those of the refresh (accepted, held_back, rejected, superseded; README
+    "Delivery states"). The table fits the terminal: when the reasons do not, each goes
+    under its delivery, and on a very narrow terminal the row counts, then the age and
+    the freshness are left out (--wide shows them all). Output to a file or pipe without
+    COLUMNS gets every column. The report and docs paths follow the table.
+    """
+    from ivig_platform.console import print_status
 
     path = published_path(warehouse)
     if not path.exists():
         fail(f"no published warehouse at {path} (run `ivig refresh` first)")
-    import duckdb
-
-    con = duckdb.connect(str(path), read_only=True)
-    try:
-        has_freshness = con.execute(
-            "SELECT count(*) FROM information_schema.tables "
-            "WHERE table_schema = 'marts' AND table_name = 'mart_site_freshness'"
-        ).fetchone()[0]
-        freshness = (
-            "(SELECT freshness_status FROM marts.mart_site_freshness f "
-            " WHERE f.site_id = d.site_id AND d.status = 'accepted')"
-            if has_freshness else "NULL"
-        )
-        rows = con.execute(
-            "SELECT site_id, delivery_id, status, reason, rows_landed, rows_quarantined, "
-            f"delivery_date, {freshness} FROM quality.site_delivery d "
-            "ORDER BY site_id, delivery_id"
-        ).fetchall()
-        built = con.execute("SELECT max(built_at) FROM quality.refresh_run").fetchone()[0]
-        has_issues = con.execute(
-            "SELECT count(*) FROM information_schema.tables "
-            "WHERE table_schema = 'quality' AND table_name = 'inbox_issue'"
-        ).fetchone()[0]
-        issues = con.execute("SELECT folder, reason FROM quality.inbox_issue ORDER BY folder"
-                             ).fetchall() if has_issues else []
-    finally:
-        con.close()
-    today = datetime.now(UTC).date()
-    status_table(rows, today=today, built=built, path=path)
+    rows, built, issues = read_status(path)
+    print_status(rows, today=datetime.now(UTC).date(), built=built, path=path, wide=wide)
     for folder, reason in issues:
         typer.echo(f"inbox folder {folder!r} not read: {reason}")
     for label, where in (("study report", warehouse / "report.html"),
@@ -315,9 +344,91 @@ def status(
             typer.echo(f"{label}: {where.resolve()}")
 
 
-@app.command()
+def read_status(path: Path) -> tuple[list, datetime | None, list[tuple[str, str]]]:
+    """Deliveries (as StatusRow), build time and inbox issues of a published file; files
+    older than a table or column read without it."""
+    import duckdb
+
+    from ivig_platform.console import StatusRow
+    from ivig_platform.states import delivery_state
+
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        present = {name for (name,) in con.execute(
+            "SELECT table_schema || '.' || table_name || '.' || column_name "
+            "FROM information_schema.columns").fetchall()}
+        freshness = (
+            "(SELECT freshness_status FROM marts.mart_site_freshness f "
+            " WHERE f.site_id = d.site_id AND d.status = 'accepted')"
+            if "marts.mart_site_freshness.freshness_status" in present else "NULL")
+        rejected_by = ("rejected_by" if "quality.site_delivery.rejected_by" in present
+                       else "NULL")
+        found = con.execute(
+            f"SELECT site_id, delivery_id, status, {rejected_by}, reason, rows_landed, "
+            f"rows_quarantined, delivery_date, {freshness} FROM quality.site_delivery d "
+            "ORDER BY site_id, delivery_id"
+        ).fetchall()
+        built = con.execute("SELECT max(built_at) FROM quality.refresh_run").fetchone()[0]
+        issues = con.execute(
+            "SELECT folder, reason FROM quality.inbox_issue ORDER BY folder").fetchall() \
+            if "quality.inbox_issue.folder" in present else []
+    finally:
+        con.close()
+    rows = [StatusRow(site, delivery, delivery_state(st, by, reason), reason, landed,
+                      quarantined, delivered, fresh)
+            for site, delivery, st, by, reason, landed, quarantined, delivered, fresh in found]
+    return rows, built, issues
+
+
+@app.command(short_help="Query the published file read-only, or open a SQL prompt on it.")
+def sql(
+    warehouse: Warehouse,
+    query: Annotated[str | None, typer.Argument(
+        help="SQL to run; without it, statements are read from a prompt (or stdin).",
+        metavar="QUERY", show_default=False)] = None,
+    csv: Annotated[Path | None, typer.Option(
+        "--csv", help="Write the query's result to OUT as CSV (with a header).",
+        metavar="OUT")] = None,
+    parquet: Annotated[Path | None, typer.Option(
+        "--parquet", help="Write the query's result to OUT as Parquet.", metavar="OUT")] = None,
+    max_rows: Annotated[int, typer.Option(
+        help="Rows shown of a result (the export has them all).", metavar="N")] = 40,
+) -> None:
+    """Run SQL on WAREHOUSE/ivig.duckdb, opened read-only (it never blocks a refresh).
+
+    With QUERY: the result is printed as a table fitted to the terminal, or written
+    whole to --csv/--parquet OUT. Without QUERY: a prompt that runs each statement ending
+    in `;` (.tables lists the tables, .quit or Ctrl-D ends it); statements piped on stdin
+    run the same way. Writes are refused: the file is the published record.
+    """
+    from ivig_platform.sql_shell import SqlError, export, open_read_only, run_query, shell
+
+    if (csv or parquet) and query is None:
+        fail("--csv/--parquet need a QUERY")
+    if csv and parquet:
+        fail("give one of --csv and --parquet")
+    path = published_path(warehouse)
+    if not path.exists():
+        fail(f"no published warehouse at {path} (run `ivig refresh` first)")
+    con = open_read_only(path)
+    try:
+        if query is None:
+            raise typer.Exit(shell(con, path))
+        if csv or parquet:
+            out = csv or parquet
+            n = export(con, query, out, "csv" if csv else "parquet")
+            say(f"{n} rows written to {out}")
+            return
+        run_query(con, query, max_rows=max_rows)
+    except SqlError as exc:
+        fail(str(exc))
+    finally:
+        con.close()
+
+
+@app.command(short_help="Write the study report WAREHOUSE/report.html again.")
 def report(
-    warehouse: Annotated[Path, typer.Option(help="Folder where ivig.duckdb is published.")],
+    warehouse: Warehouse,
 ) -> None:
     """Write the study report WAREHOUSE/report.html from the published file."""
     from ivig_platform.report import render_warehouse_report
@@ -327,12 +438,12 @@ def report(
     typer.echo(f"report written to {render_warehouse_report(warehouse)}")
 
 
-@app.command()
+@app.command(short_help="Publish an earlier version of WAREHOUSE/ivig.duckdb again.")
 def rollback(
-    warehouse: Annotated[Path, typer.Option(help="Folder where ivig.duckdb is published.")],
+    warehouse: Warehouse,
     to: Annotated[str | None, typer.Option(
-        help="Version to publish (a name from WAREHOUSE/versions/); default: the previous.")
-    ] = None,
+        help="Version to publish (a name from WAREHOUSE/versions/); default: the previous.",
+        metavar="NAME", show_default=False)] = None,
 ) -> None:
     """Re-publish an earlier version of WAREHOUSE/ivig.duckdb (kept under versions/).
 

@@ -20,6 +20,7 @@ RUN = RunInfo(run_id="test-run", started_at=datetime(2026, 11, 25, 9, 0, tzinfo=
 SITE_DELIVERY_COLUMNS = [
     "site_id", "delivery_id", "status", "reason", "rows_landed", "rows_quarantined",
     "source_rows", "content_sha256", "landed_at", "delivery_date", "dropped_columns",
+    "rejected_by",
 ]
 QUARANTINE_COLUMNS = [
     "site_id", "delivery_id", "table_name", "source_file", "source_row", "column_name", "rule",
@@ -135,7 +136,20 @@ def test_site_delivery_row_carries_the_manifest():
         "rows_landed": 8, "rows_quarantined": 2, "source_rows": 10,
         "content_sha256": "a" * 64, "landed_at": datetime(2026, 11, 25, 9, 30, tzinfo=UTC),
         "delivery_date": date(2026, 11, 24), "dropped_columns": "DNI, Nombre",
+        "rejected_by": None,
     }
+
+
+def test_rejected_by_tells_a_held_back_delivery_from_a_landing_rejection():
+    # §8's status stays three-valued; rejected_by says who rejected (states.py: held_back)
+    status = delivery_status(
+        [manifest("h-a", "2026-10-01"), manifest("h-a", "2026-11-01"),
+         manifest("h-a", "2026-12-01", "rejected", reason="missing_table: x")],
+        held_back={("h-a", "2026-11-01"): "quality_gate: 1 error check(s) failed: x"})
+    got = {r["delivery_id"]: (r["status"], r["rejected_by"]) for r in status.to_dicts()}
+    assert got == {"2026-10-01": ("accepted", None),
+                   "2026-11-01": ("rejected", "quality_gate"),
+                   "2026-12-01": ("rejected", "landing")}
 
 
 def test_no_manifests_give_an_empty_site_delivery():

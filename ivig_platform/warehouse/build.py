@@ -17,6 +17,7 @@ import polars as pl
 from ivig_platform.landing.contract import TABLES
 from ivig_platform.landing.land import Manifest, delivery_dir
 from ivig_platform.landing.schema import QUARANTINE, landed_schema
+from ivig_platform.states import ACCEPTED, BY_LANDING, BY_QUALITY_GATE, REJECTED, SUPERSEDED
 
 SITE_DELIVERY_SCHEMA: dict[str, pl.DataType] = {
     "site_id": pl.Utf8(),
@@ -30,6 +31,9 @@ SITE_DELIVERY_SCHEMA: dict[str, pl.DataType] = {
     "landed_at": pl.Datetime("us", "UTC"),
     "delivery_date": pl.Date(),
     "dropped_columns": pl.Utf8(),
+    # Who rejected it: 'landing' or 'quality_gate' (held back); null unless rejected. The
+    # §8 status stays three-valued (ivig_platform/states.py).
+    "rejected_by": pl.Utf8(),
 }
 
 
@@ -54,37 +58,40 @@ def delivery_status(manifests: list[Manifest],
     snapshot); rejected ones stay rejected whatever their order, and a site whose newest
     delivery was rejected keeps its newest landed one in force. A landed delivery that
     the quality gate held back (`held_back`: (site, delivery) → reason) counts as
-    rejected with the gate's reason, so the site's previous delivery stays in force.
+    rejected with the gate's reason, so the site's previous delivery stays in force;
+    `rejected_by` tells the two rejections apart (states.py: `held_back`).
     """
     held_back = held_back or {}
-    rows = [
-        {
-            "site_id": m.site_id,
-            "delivery_id": m.delivery_id,
-            "status": "rejected"
-            if m.status == "rejected" or (m.site_id, m.delivery_id) in held_back
-            else "landed",
-            "reason": held_back.get((m.site_id, m.delivery_id), m.reason),
-            "rows_landed": m.rows_landed,
-            "rows_quarantined": m.rows_quarantined,
-            "source_rows": m.source_rows,
-            "content_sha256": m.content_sha256,
-            "landed_at": datetime.fromisoformat(m.landed_at).astimezone(UTC),
-            "delivery_date": date.fromisoformat(m.delivery_date),
-            "dropped_columns": ", ".join(m.dropped_columns) or None,
-        }
-        for m in manifests
-    ]
-    frame = pl.DataFrame(rows, schema=SITE_DELIVERY_SCHEMA)
+    frame = pl.DataFrame([_site_delivery_row(m, held_back) for m in manifests],
+                         schema=SITE_DELIVERY_SCHEMA)
     newest = (
         pl.col("delivery_id").filter(pl.col("status") == "landed").max().over("site_id")
     )
     status = (
-        pl.when(pl.col("status") == "rejected").then(pl.lit("rejected"))
-        .when(pl.col("delivery_id") == newest).then(pl.lit("accepted"))
-        .otherwise(pl.lit("superseded"))
+        pl.when(pl.col("status") == REJECTED).then(pl.lit(REJECTED))
+        .when(pl.col("delivery_id") == newest).then(pl.lit(ACCEPTED))
+        .otherwise(pl.lit(SUPERSEDED))
     )
     return frame.with_columns(status.alias("status")).sort("site_id", "delivery_id")
+
+
+def _site_delivery_row(m: Manifest, held_back: dict[tuple[str, str], str]) -> dict:
+    """A manifest as a site_delivery row; a landed one's status is settled by the caller."""
+    held = (m.site_id, m.delivery_id) in held_back
+    return {
+        "site_id": m.site_id,
+        "delivery_id": m.delivery_id,
+        "status": REJECTED if m.status == REJECTED or held else "landed",
+        "reason": held_back.get((m.site_id, m.delivery_id), m.reason),
+        "rows_landed": m.rows_landed,
+        "rows_quarantined": m.rows_quarantined,
+        "source_rows": m.source_rows,
+        "content_sha256": m.content_sha256,
+        "landed_at": datetime.fromisoformat(m.landed_at).astimezone(UTC),
+        "delivery_date": date.fromisoformat(m.delivery_date),
+        "dropped_columns": ", ".join(m.dropped_columns) or None,
+        "rejected_by": BY_LANDING if m.status == REJECTED else BY_QUALITY_GATE if held else None,
+    }
 
 
 def _create_empty(con: duckdb.DuckDBPyConnection, name: str,

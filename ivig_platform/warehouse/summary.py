@@ -1,4 +1,8 @@
-"""What a refresh did, in numbers fit for a Prefect artifact or a terminal."""
+"""What a refresh did, in numbers fit for a Prefect artifact or a terminal.
+
+Deliveries are counted by their final state (ivig_platform/states.py): a delivery the
+quality gate held back is counted once, as held back, not also as rejected.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ivig_platform.landing.land import Manifest
+from ivig_platform.states import ACCEPTED, HELD_BACK, REJECTED, SUPERSEDED, state_column
 from ivig_platform.warehouse.build import delivery_status
 
 
@@ -17,26 +22,25 @@ class RefreshSummary:
     timings: dict[str, float] = field(default_factory=dict)
     waiting: list[str] = field(default_factory=list)
     deferred: list[str] = field(default_factory=list)
-    held_back: int = 0
     checks: dict[str, dict[str, int]] = field(default_factory=dict)
     inbox_issues: list[dict[str, str]] = field(default_factory=list)  # folder, reason
     retired: list[str] = field(default_factory=list)  # re-keying: superseded, no inbox files
     relanded: list[str] = field(default_factory=list)  # re-keying: landed with the new key
 
-    def count(self, status: str) -> int:
-        return sum(1 for d in self.deliveries if d["status"] == status)
+    def count(self, state: str) -> int:
+        return sum(1 for d in self.deliveries if d["state"] == state)
 
     @property
     def rows_landed(self) -> int:
-        return sum(d["rows_landed"] for d in self.deliveries if d["status"] == "accepted")
+        return sum(d["rows_landed"] for d in self.deliveries if d["state"] == ACCEPTED)
 
     @property
     def rows_quarantined(self) -> int:
-        return sum(d["rows_quarantined"] for d in self.deliveries if d["status"] == "accepted")
+        return sum(d["rows_quarantined"] for d in self.deliveries if d["state"] == ACCEPTED)
 
     def delivery_rows(self) -> list[dict]:
         return [
-            {k: d[k] for k in ("site_id", "delivery_id", "status", "reason", "rows_landed",
+            {k: d[k] for k in ("site_id", "delivery_id", "state", "reason", "rows_landed",
                                "rows_quarantined", "source_rows")}
             for d in self.deliveries
         ]
@@ -47,11 +51,12 @@ class RefreshSummary:
             "",
             f"Published `{self.published}`.",
             "",
-            "| deliveries | accepted | superseded | rejected | rows landed (accepted) "
-            "| rows quarantined (accepted) |",
-            "|---:|---:|---:|---:|---:|---:|",
-            f"| {len(self.deliveries)} | {self.count('accepted')} | {self.count('superseded')} "
-            f"| {self.count('rejected')} | {self.rows_landed} | {self.rows_quarantined} |",
+            "| deliveries | accepted | superseded | held_back | rejected "
+            "| rows landed (accepted) | rows quarantined (accepted) |",
+            "|---:|---:|---:|---:|---:|---:|---:|",
+            f"| {len(self.deliveries)} | {self.count(ACCEPTED)} | {self.count(SUPERSEDED)} "
+            f"| {self.count(HELD_BACK)} | {self.count(REJECTED)} | {self.rows_landed} "
+            f"| {self.rows_quarantined} |",
             "",
             "| quality checks | run | failed |",
             "|---|---:|---:|",
@@ -66,10 +71,11 @@ class RefreshSummary:
             lines += ["", "## Not taken this run", ""]
             lines += [f"- `{label}`: still being written" for label in self.waiting]
             lines += [f"- `{label}`: transient error after retries" for label in self.deferred]
-        rejected = [d for d in self.deliveries if d["status"] == "rejected"]
-        if rejected:
-            lines += ["", "## Rejected deliveries", ""]
-            lines += [f"- `{d['site_id']}/{d['delivery_id']}`: {d['reason']}" for d in rejected]
+        unused = [d for d in self.deliveries if d["state"] in (HELD_BACK, REJECTED)]
+        if unused:
+            lines += ["", "## Deliveries held back or rejected", ""]
+            lines += [f"- `{d['site_id']}/{d['delivery_id']}` {d['state']}: {d['reason']}"
+                      for d in unused]
         if self.inbox_issues:
             lines += ["", "## Inbox folders that are not sites (not read)", ""]
             lines += [f"- `{i['folder']}`: {i['reason']}" for i in self.inbox_issues]
@@ -84,13 +90,13 @@ class RefreshSummary:
         return {
             "run_id": self.run_id,
             "published": self.published,
-            "accepted": self.count("accepted"),
-            "superseded": self.count("superseded"),
-            "rejected": self.count("rejected"),
+            "accepted": self.count(ACCEPTED),
+            "superseded": self.count(SUPERSEDED),
+            "rejected": self.count(REJECTED),  # by landing; held back ones are `held_back`
             "rows_landed": self.rows_landed,
             "rows_quarantined": self.rows_quarantined,
             "timings": self.timings,
-            "held_back": self.held_back,
+            "held_back": self.count(HELD_BACK),
             "checks": self.checks,
             "waiting": self.waiting,
             "deferred": self.deferred,
@@ -117,11 +123,11 @@ def summarise(run_id: str, manifests: list[Manifest], published: Path,
     return RefreshSummary(
         run_id=run_id,
         published=str(published),
-        deliveries=status.drop("landed_at", "delivery_date").to_dicts(),
+        deliveries=status.with_columns(state_column(status))
+        .drop("landed_at", "delivery_date").to_dicts(),
         timings={k: round(v, 3) for k, v in timings.items()},
         waiting=waiting or [],
         deferred=deferred or [],
-        held_back=len(held_back or {}),
         checks={k: {"run": v[0], "failed": v[1]} for k, v in checks.items()},
         inbox_issues=[{"folder": f, "reason": r} for f, r in inbox_issues or []],
         retired=retired or [],
