@@ -205,3 +205,24 @@ def test_states_of_an_old_file_without_rejected_by_come_from_the_reason():
     assert states.delivery_state("rejected", None, GATE_REASON) == "held_back"
     assert states.delivery_state("rejected", None, "missing_table: x") == "rejected"
     assert states.delivery_state("rejected", "landing", GATE_REASON) == "rejected"
+
+
+def test_the_report_shows_a_held_back_delivery_as_held_back(tmp_path: Path):
+    from dataclasses import replace
+
+    import polars as pl
+    from report_fixtures import build_report_warehouse
+
+    from ivig_platform.report import build_html, read_warehouse
+
+    data = read_warehouse(build_report_warehouse(tmp_path / "ivig.duckdb"))
+    deliveries = data.frames["quality.site_delivery"]
+    held = deliveries.head(1).with_columns(
+        delivery_id=pl.lit("2026-11-30"), status=pl.lit("rejected"), reason=pl.lit(GATE_REASON))
+    frames = {**data.frames, "quality.site_delivery": pl.concat([deliveries, held])}
+    html = build_html(replace(data, frames=frames))
+    table = html[html.index('id="site-deliveries"'):]
+    table = table[:table.index("</table>")]
+    assert '<th scope="col">State</th>' in table or ">State<" in table
+    assert 'class="status-held_back">held_back<' in table
+    assert 'class="status-rejected">rejected<' in table  # hospital-c's landing rejection

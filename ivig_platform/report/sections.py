@@ -45,6 +45,7 @@ from ivig_platform.report.relations import (
     site_counts,
     source_cells,
 )
+from ivig_platform.states import delivery_state
 
 NOT_AVAILABLE = "not available in this warehouse"
 
@@ -644,6 +645,8 @@ def _deliveries_table(site_delivery: pl.DataFrame, disclosure: Disclosure) -> Ta
     rows = []
     for r in frame.iter_rows(named=True):
         site, delivery = str(r["site_id"]), str(r["delivery_id"])
+        # the refresh's vocabulary (ivig_platform/states.py): held_back, not "rejected"
+        state = delivery_state(r.get("status"), r.get("rejected_by"), r.get("reason"))
         counts = [
             _count(disclosure, delivery_cell(site, delivery, column))
             if r.get(column) is not None else Cell(MISSING, "count")
@@ -654,7 +657,7 @@ def _deliveries_table(site_delivery: pl.DataFrame, disclosure: Disclosure) -> Ta
                 (
                     Cell(site, "label"),
                     Cell(delivery),
-                    Cell(str(r.get("status") or MISSING), f"status-{r.get('status')}"),
+                    Cell(state or MISSING, f"status-{state}"),
                     Cell(str(r.get("reason") or "")),
                     *counts,
                 )
@@ -662,7 +665,7 @@ def _deliveries_table(site_delivery: pl.DataFrame, disclosure: Disclosure) -> Ta
         )
     return Table(
         "site-deliveries",
-        ("Site", "Delivery", "Status", "Reason", "Rows landed", "Rows quarantined"),
+        ("Site", "Delivery", "State", "Reason", "Rows landed", "Rows quarantined"),
         tuple(rows),
         caption="Every delivery seen (quality.site_delivery)",
     )
