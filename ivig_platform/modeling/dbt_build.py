@@ -46,6 +46,7 @@ import contextlib
 import functools
 import hashlib
 import json
+import logging
 import os
 import shutil
 import sys
@@ -68,6 +69,7 @@ DOCS_FILES = ("index.html", "static_index.html", "manifest.json", "catalog.json"
 _PARSE_CACHE_KEEP = 8
 _SKIP_DIRS = {"target", "logs", "dbt_packages", "__pycache__", ".user.yml"}
 _FAILURE_STATUSES = {"error", "fail", "runtime error"}
+_log = logging.getLogger("ivig.dbt")
 _BUILD_LOCK = threading.Lock()
 
 RunnerChoice = Literal["auto", "dbt", "prefect"]
@@ -242,9 +244,16 @@ def _run_commands(
 
     if check_source_freshness:
         t0 = time.perf_counter()
-        freshness = invoke_plain(["source", "freshness"])
+        # dbt prints a stale source as a red "ERROR STALE" line; here staleness is a
+        # warning, never a failure, so its console output is off and the warnings are
+        # logged below in those words.
+        freshness = invoke_plain(["source", "freshness"], console="none")
         timings["source_freshness"] = time.perf_counter() - t0
-        warnings += _freshness_warnings(freshness)
+        stale = _freshness_warnings(freshness)
+        for node in stale:
+            _log.warning("warning: dbt source freshness of %s: %s (a warning only: the "
+                         "refresh goes on)", node.name, node.message)
+        warnings += stale
 
     t0 = time.perf_counter()
     # a partial selection runs only the tests whose parents are all selected
@@ -283,6 +292,15 @@ def _run_commands(
 # --------------------------------------------------------------------------- invocation
 
 
+def _colour_flags(use_prefect: bool) -> list[str]:
+    """ANSI colours only on a terminal: never in dbt's log file, in a refresh's log (the
+    CLI sends stdout there) or in the Prefect UI's logs (PrefectDbtRunner's messages)."""
+    flags = ["--no-use-colors-file"]
+    if use_prefect or not sys.stdout.isatty():
+        flags.append("--no-use-colors")
+    return flags
+
+
 def _choose_prefect(runner: RunnerChoice) -> bool:
     if runner != "auto":
         return runner == "prefect"
@@ -304,6 +322,7 @@ def _make_invoker(use_prefect: bool, target_dir: Path, vars: dict[str, Any], man
         json.dumps(vars, sort_keys=True, default=str),
         "--log-path",
         str(target_dir / "logs"),
+        *_colour_flags(use_prefect),
     ]
 
     if use_prefect:
@@ -344,10 +363,10 @@ def _make_invoker(use_prefect: bool, target_dir: Path, vars: dict[str, Any], man
     ]
 
     # The full log goes to the file under the target path; the console (a refresh's live
-    # display, a CI log) only hears about warnings and errors.
-    quiet = ["--log-level", "warn", "--log-level-file", "info"]
-
-    def invoke(args: list[str], callbacks: list | None = None):
+    # display, a CI log) only hears about warnings and errors, or nothing (`console`
+    # "none": a command whose findings this module reports itself, such as freshness).
+    def invoke(args: list[str], callbacks: list | None = None, console: str = "warn"):
+        quiet = ["--log-level", console, "--log-level-file", "info"]
         try:
             runner = dbtRunner(manifest=manifest, callbacks=callbacks)
             return runner.invoke([*args, *paths, *common, *quiet])
@@ -589,7 +608,7 @@ def _freshness_warnings(result: Any) -> list[NodeOutcome]:
         node = node_result.node
         age = getattr(node_result, "age", None)
         message = (
-            f"newest loaded_at {age / 86400:.0f} days old"
+            f"newest loaded_at {age / 86400:.0f} days old{_thresholds(node)}"
             if age is not None
             else str(getattr(node_result, "message", "") or "")
         )
@@ -603,6 +622,18 @@ def _freshness_warnings(result: Any) -> list[NodeOutcome]:
             )
         )
     return warnings
+
+
+def _thresholds(node: Any) -> str:
+    """` (warn after 45 days, error after 120 days)` from a source's freshness config."""
+    freshness = getattr(node, "freshness", None)
+    parts = []
+    for word in ("warn", "error"):
+        after = getattr(freshness, f"{word}_after", None)
+        count, period = getattr(after, "count", None), getattr(after, "period", None)
+        if count and period:
+            parts.append(f"{word} after {count} {getattr(period, 'value', period)}s")
+    return f" ({', '.join(parts)})" if parts else ""
 
 
 def _mart_warnings(database: Path) -> list[NodeOutcome]:
