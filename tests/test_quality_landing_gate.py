@@ -9,6 +9,7 @@ shown end to end by the sparse-site (warn) and missing-table (error) tests.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -193,7 +194,9 @@ def test_clean_site_passes_every_check(sites, pool) -> None:
     assert counts["error"]["checks"] > 100 and counts["warn"]["checks"] >= 10
     assert counts["error"]["failed"] == counts["warn"]["failed"] == 0
     drift = [o for o in gate.outcomes if o.check_type == "site_drift"]
-    assert drift[0].success and drift[0].observed_value.startswith("site median")
+    assert drift[0].success
+    assert re.fullmatch(r"CK \(U/L\): site median \d+(\.\d+)? \(n=\d+\), .*ratio .*",
+                        drift[0].observed_value), drift[0].observed_value
     assert all(o.element_count is None or o.element_count >= 0 for o in gate.outcomes)
 
 
@@ -206,7 +209,7 @@ def test_sparse_site_warns_on_completeness_only(sites, pool) -> None:
     assert {o.check_type for o in gate.failures} == {"measure_completeness"}
     ck = next(o for o in gate.failures if o.column == "has_post_ck")
     assert ck.threshold == 50.0 and ck.unexpected_percent > 50.0
-    assert ck.observed_value.startswith(f"{ck.unexpected_count} of ")
+    assert ck.observed_value.startswith(f"CK: {ck.unexpected_count} of ")
 
 
 def test_completeness_exactly_at_threshold_passes(sites, pool) -> None:
@@ -231,7 +234,7 @@ def test_site_drift_not_evaluated_without_a_pool(sites) -> None:
     gate = run_landing_gate("h01", DELIVERY, tables, lonely, "run-test",
                             suites={"landed.assessments": SUITES["landed.assessments"]})
     drift = next(o for o in gate.outcomes if o.check_type == "site_drift")
-    assert drift.success and drift.observed_value.startswith("not evaluated")
+    assert drift.success and drift.observed_value.startswith("CK (U/L): not evaluated")
 
 
 def test_site_without_ck_is_not_judged_for_drift(sites, pool) -> None:
@@ -240,7 +243,8 @@ def test_site_without_ck_is_not_judged_for_drift(sites, pool) -> None:
     gate = run_landing_gate("h01", DELIVERY, tables, pool, "run-test",
                             suites={"landed.assessments": SUITES["landed.assessments"]})
     drift = next(o for o in gate.outcomes if o.check_type == "site_drift")
-    assert drift.success and drift.observed_value.startswith("not evaluated: 0 value(s)")
+    assert drift.success and drift.observed_value.startswith(
+        "CK (U/L): not evaluated: 0 value(s)")
     assert gate.passed_errors
     validated = {r.expectation_config.meta["check_id"] for r in gate.runs[0].result.results}
     assert drift.check_id not in validated  # left out of the GX run, so Data Docs agree
@@ -258,7 +262,7 @@ def test_completeness_needs_three_followed_patients(sites, pool) -> None:
                             suites={"landed.patient_windows": SUITES["landed.patient_windows"]})
     post = next(o for o in gate.outcomes if o.column == "has_post_mrss")
     assert post.success and post.observed_value == (
-        "not evaluated: 2 patient(s) followed for the measure (needs 3)")
+        "mRSS: not evaluated: 2 patient(s) followed for the measure (needs 3)")
 
 
 def test_clear_identifiers_never_appear_in_results(sites, pool) -> None:

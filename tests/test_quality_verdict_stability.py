@@ -167,7 +167,7 @@ def test_the_arrivals_are_judged_against_the_established_sites(stability) -> Non
         assert second.status[(site, NEW_DELIVERY)] == "accepted"
     # the first refresh of a new warehouse had no established site: the newest-landed pool
     assert all("newest deliveries" in _drift(r) for r in first.results.values()
-               if _drift(r).startswith("site median"))
+               if _drift(r).startswith("CK (U/L): site median"))
 
 
 def test_without_fixed_references_the_arrivals_would_hold_existing_sites_back(stability):

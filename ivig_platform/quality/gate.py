@@ -16,6 +16,7 @@ says why in its observed value, and is left out of the GX run so Data Docs agree
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -180,6 +181,56 @@ def _gate_suites(gate: str, suites: dict[str, gx.ExpectationSuite] | None
     return sorted(chosen, key=lambda s: order.index(s.name) if s.name in order else len(order))
 
 
+@cache
+def _measures() -> dict[str, tuple[str, str]]:
+    """measure name → (short label, canonical unit) from the contract in force: the title's
+    abbreviation in parentheses where it has one ("Creatine kinase (CK)" → "CK")."""
+    from ivig_platform.protocol import load_protocol
+
+    named = {}
+    for measure in load_protocol().contract.measures:
+        short = re.search(r"\(([^()]+)\)\s*$", measure.title)
+        named[measure.name] = (short.group(1) if short else measure.title, measure.unit)
+    return named
+
+
+def measure_prefix(check: Check | None) -> str:
+    """`CK (U/L): ` for a check of one measure whose values are in its unit, `CK: ` for
+    one that counts or compares (completeness, agreement, a fold change), else ``.
+
+    A check is of a measure by its condition (`measure=ck`) or by its column, named
+    `<what>_<measure>` by the frames it validates (baseline_ck, change_mrss, has_post_mrc,
+    baseline_mrc_agrees, fold_drop_ck).
+    """
+    if check is None:
+        return ""
+    measures = _measures()
+    pair = check.condition_pair
+    if pair is not None and pair[0] == "measure" and pair[1] in measures:
+        label, unit = measures[pair[1]]
+        return f"{label} ({unit}): "
+    names = "|".join(map(re.escape, sorted(measures, key=len, reverse=True)))
+    found = re.fullmatch(rf"(baseline|post|change|has_baseline|has_post|fold_drop)_({names})"
+                         r"(_agrees)?", check.column or "")
+    if found is None:
+        return ""
+    label, unit = measures[found.group(2)]
+    in_unit = found.group(1) in ("baseline", "post", "change") and not found.group(3)
+    return f"{label} ({unit}): " if in_unit else f"{label}: "
+
+
+def _named(check_id: str, observed: str | None) -> str | None:
+    """The observed value with the measure (and unit) it is about, where it has one."""
+    if observed is None:
+        return None
+    return measure_prefix(_checks_by_id(str(expectations_dir())).get(check_id)) + observed
+
+
+def _sig(value: float, digits: int = 3) -> str:
+    """`value` to `digits` significant digits, never in exponent form (1230, 6.04)."""
+    return _fmt(float(f"{value:.{digits}g}"))
+
+
 def _fmt(value: Any) -> str:
     if isinstance(value, float | int) and not isinstance(value, bool):
         number = float(value)
@@ -262,7 +313,7 @@ def _outcome(suite: str, result: ExpectationValidationResult, notes: dict[str, s
         severity=meta.get("severity", "error"),
         threshold=meta.get("threshold"),
         success=bool(result.success) and error is None,
-        observed_value=observed,
+        observed_value=_named(meta.get("check_id", ""), observed),
         unexpected_count=int(unexpected_count) if unexpected_count is not None else None,
         unexpected_percent=float(percent) if percent is not None else None,
         element_count=int(element_count) if element_count is not None else None,
@@ -287,8 +338,8 @@ def _not_evaluated(suite: str, expectation: Any, note: str) -> CheckOutcome:
         suite=suite, check_id=meta["check_id"], check_type=meta["check_type"],
         expectation=config.type, column="|".join(_columns(config)) or None,
         category=meta["category"], severity=meta["severity"], threshold=meta.get("threshold"),
-        success=True, observed_value=note, unexpected_count=None, unexpected_percent=None,
-        element_count=None,
+        success=True, observed_value=_named(meta["check_id"], note), unexpected_count=None,
+        unexpected_percent=None, element_count=None,
     )
 
 
@@ -438,8 +489,8 @@ def _drift_parameters(suites: list[gx.ExpectationSuite], tables: dict[str, pl.Da
                 parameters[high_name] = float(f"{pooled * spec['factor']:.6g}")
                 ratio = site / pooled if pooled else math.inf
                 notes[check.check_id] = (
-                    f"site median {_fmt(site)} (n={mine.len()}), {reference.describe()} "
-                    f"{_fmt(pooled)} ({reference.stamp}), ratio {ratio:.3g} "
+                    f"site median {_sig(site)} (n={mine.len()}), {reference.describe()} "
+                    f"{_sig(pooled)} ({reference.stamp}), ratio {ratio:.3g} "
                     f"(fails at >= {_fmt(spec['factor'])} or <= 1/{_fmt(spec['factor'])})"
                 )
             else:
