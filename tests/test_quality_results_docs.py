@@ -107,6 +107,28 @@ def test_build_data_docs_writes_a_static_offline_site(results, tmp_path: Path) -
     assert sorted(p.name for p in docs.parent.iterdir()) == ["data_docs"]
 
 
+DEAD_WIDGETS = ("Clear Filters", "Validation Filter", "Show more info", 'data-toggle="tab"',
+                'data-toggle="collapse"', 'data-toggle="buttons"')
+
+
+def test_data_docs_pages_have_no_dead_widgets_and_their_styles(results, tmp_path) -> None:
+    """Offline, GX's tabs, filters and toggles do nothing (issue 14: two orphan "Clear
+    Filters" buttons); every page carries the stylesheet that lays it out, and every local
+    link or image of it (GX's favicon path was one level short) is there."""
+    docs = tmp_path / "data_docs"
+    build_data_docs(results, docs)
+    pages = sorted(docs.rglob("*.html"))
+    assert any("validations" in p.parts for p in pages)
+    for page in pages:
+        text = page.read_text(encoding="utf-8")
+        assert [w for w in DEAD_WIDGETS if w in text] == [], page
+        assert text.count('id="ivig-offline-style"') == 1 and ".row{display:flex" in text
+        for target in re.findall(r'(?:href|src)="([^"#:]+)"', text):
+            assert (page.parent / target).resolve().exists(), (page, target)
+    notes = (docs / "expectations" / "landed" / "patients.html").read_text(encoding="utf-8")
+    assert "Notes:" in notes  # the notes are shown, not behind a toggle
+
+
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
 def test_data_docs_render_in_headless_chromium(results, tmp_path: Path) -> None:
     index = build_data_docs(results, tmp_path / "data_docs")

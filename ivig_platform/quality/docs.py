@@ -7,8 +7,17 @@ analysts' browsers may have no internet (and the platform must not call out):
 
 1. GX's templates pull Bootstrap, jQuery, Font Awesome, Vega and a logo from CDNs; those
    tags are removed and a small inline stylesheet takes their place, so every page renders
-   the same offline (the validation pages are plain HTML; only GX's JavaScript tables of
-   the index need the CDN).
+   the same offline. That stylesheet is why the pages have a layout at all: GX's own
+   `data_docs_default_styles.css` is inlined by its templates but only adjusts Bootstrap,
+   so without the CDN a validation page was a bare column of text. It covers the classes
+   GX's templates use (grid row and columns, cards, navigation, tables, alerts, badges).
+   The widgets that need GX's JavaScript are removed, since offline they are dead: the
+   index's tabs with their empty tables and "Clear Filters" buttons (the static summary
+   lists every validation and suite instead), the "Validation Filter" card, and the
+   "Show more info..." / notes toggles, whose content is shown instead. GX computes the
+   favicon's relative path from the suite name's dots, one level short on validation
+   pages; every `static/` path is re-rooted from the page's own depth. GX writes a
+   suite's notes in red, as if each were a failure; they get the text's colour.
 2. The index gets a static summary at the top: the verdicts in one line, the failed checks,
    one row per gate run (site and delivery, or the marts) with its verdict, counts by
    severity and links to each suite's validation page, then the suites.
@@ -68,16 +77,72 @@ body>footer{display:none}
 ol.breadcrumb{list-style:none;display:flex;gap:.5rem;padding:0;margin:.5rem 0}
 ol.breadcrumb li+li::before{content:"/ ";color:#57606a}
 .bootstrap-table,.fixed-table-toolbar{display:none}
+nav.navbar{display:flex;align-items:center;height:auto!important;padding:.25rem 0;
+border-bottom:1px solid #d9dee3;background:#fff}
+nav.navbar img{height:36px!important}
+.container-fluid{padding:1rem 0}
+.row{display:flex;flex-wrap:wrap;gap:0 1.5rem}
+.col-lg-2{flex:0 0 14rem;max-width:14rem}
+.col-lg-10,.col-md-10{flex:1 1 0;min-width:0}
+.col-12{flex:0 0 100%}.col-6{flex:1 1 20rem;min-width:0}
+.sticky{position:sticky;top:.5rem}
+.card{border:1px solid #d9dee3;border-radius:4px;margin:0 0 1rem}
+.card-header{background:#f1f4f7;padding:.35rem .6rem;border-bottom:1px solid #d9dee3}
+.card-body{padding:.5rem .75rem}
+.nav{list-style:none;margin:0;padding:0}
+.nav-link{display:block;padding:.1rem .3rem;text-decoration:none}
+.ge-navigation-sidebar-container{max-height:65vh;overflow:auto}
+.alert-secondary{background:#f1f4f7;border:1px solid #d9dee3;border-radius:4px;
+padding:.5rem .75rem;margin:1rem 0 .5rem}
+.badge{display:inline-block;background:#eef1f4;border-radius:3px;padding:0 .3rem;
+font-family:ui-monospace,monospace;font-size:.85em}
+.table{width:100%}.table-responsive{overflow-x:auto}
+.lead{color:#57606a}
+h4,h5,h6{margin:.75rem 0 .35rem}
+.ge-navigation-sidebar-link{word-break:normal!important;overflow-wrap:anywhere!important}
+.card-body div[style="color:red;"]{color:inherit!important}
 </style>
 """
+# Offline, these only need GX's JavaScript: removed with everything up to their </div>.
+_DEAD_WIDGETS = (
+    re.compile(r'<div[^>]*\bge-index-page-tabs-container\b[^>]*>'),
+    re.compile(r'<div class="card mb-3">(?=\s*<div class="card-header p-2">\s*'
+               r'<strong>Actions</strong>)'),
+    re.compile(r'<div id="[^"]*-toolbar"[^>]*>(?=\s*<button)'),
+)
+_COLLAPSE_TOGGLE = re.compile(r'<a data-toggle="collapse"[^>]*>.*?</a>', re.DOTALL)
+_COLLAPSED = re.compile(r'(<div id=[^ >]*collapse-body[^ >]* class="[^"]*?)\s*\bcollapse\b')
+_STATIC = re.compile(r'((?:href|src)=")(?:\./|(?:\.\./)*)static/')
+_DIV = re.compile(r"<div\b|</div>")
 
 
-def _rewrite(page: Path, logo: str) -> None:
-    text = page.read_text(encoding="utf-8")
+def _drop_divs(text: str, opening: re.Pattern[str]) -> str:
+    """`text` without each <div> whose opening tag `opening` matches, nested ones and all."""
+    while (found := opening.search(text)) is not None:
+        depth, end = 0, len(text)
+        for tag in _DIV.finditer(text, found.start()):
+            depth += 1 if tag.group() == "<div" else -1
+            if depth == 0:
+                end = tag.end()
+                break
+        text = text[:found.start()] + text[end:]
+    return text
+
+
+def offline_page(text: str, root: str) -> str:
+    """A GX page that works offline from `root` (its relative path to the site's folder,
+    "" or "../../"): no CDN, no dead widget, collapsed content shown, static paths right."""
     text = _EXTERNAL.sub("", text)
-    text = _LOGO.sub(f'src="{logo}"', text)
-    text = text.replace("</head>", STYLE + "</head>", 1)
-    page.write_text(text, encoding="utf-8")
+    text = _LOGO.sub(f'src="{root}static/images/logo-long.png"', text)
+    text = _STATIC.sub(rf"\g<1>{root}static/", text)
+    for widget in _DEAD_WIDGETS:
+        text = _drop_divs(text, widget)
+    text = _COLLAPSED.sub(r"\1", _COLLAPSE_TOGGLE.sub("", text))
+    return text.replace("</head>", STYLE + "</head>", 1)
+
+
+def _rewrite(page: Path, root: str) -> None:
+    page.write_text(offline_page(page.read_text(encoding="utf-8"), root), encoding="utf-8")
 
 
 def _status(gate: GateResult) -> str:
@@ -226,10 +291,8 @@ def build_data_docs(results: list[GateResult], docs_dir: Path) -> Path:
             relative = _relative(urls[0]["site_url"], staging) if urls else None
             if relative and (staging / relative).exists():
                 suite_links[name] = relative
-        logo = "static/images/logo-long.png"
         for page in staging.rglob("*.html"):
-            depth = len(page.relative_to(staging).parts) - 1
-            _rewrite(page, "../" * depth + logo)
+            _rewrite(page, "../" * (len(page.relative_to(staging).parts) - 1))
         index = staging / "index.html"
         text = index.read_text(encoding="utf-8")
         body = re.search(r"<body[^>]*>", text)
