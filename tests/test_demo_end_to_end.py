@@ -13,6 +13,7 @@ import duckdb
 import polars as pl
 import polars.selectors as cs
 import pytest
+from readme_recipes import README, commands, fenced, section
 
 from ivig_platform.demo import write_demo_inbox
 
@@ -306,3 +307,39 @@ def test_every_table_of_the_demo_report_passes_the_disclosure_audit(demo):
     audit(report_counts(frames), rendered)
     assert HIDDEN in displayed(rendered).values()
     assert HIDDEN in (folder / "warehouse" / "report.html").read_text(encoding="utf-8")
+
+
+def test_readme_analyst_recipes_run_as_written(demo, published, tmp_path):
+    """Issue 14: the README's first example needed a `duckdb` CLI nothing installs. Each
+    command and the Python snippet of "For analysts: connecting" runs word for word, from
+    a folder laid out as the checkout after `bootstrap.sh demo` (`.venv/`, `demo/`)."""
+    folder, _, _ = demo
+    (tmp_path / ".venv").symlink_to(Path(sys.executable).parent.parent)
+    (tmp_path / "demo").symlink_to(folder)
+    text = section(README, "For analysts: connecting")
+    lines = commands(text)
+    assert lines and all(line.startswith(".venv/bin/ivig sql ") for line in lines)
+    outputs = []
+    for line in lines:
+        ran = subprocess.run(["bash", "-c", line], cwd=tmp_path, capture_output=True,
+                             text=True, timeout=120)
+        assert ran.returncode == 0 and "\x1b[" not in ran.stdout, (line, ran.stderr)
+        outputs.append(ran.stdout)
+    assert "quality_gate" in outputs[0] and "superseded" in outputs[0]
+    analysed = dict(published.execute(
+        "SELECT sex, count(*) FROM marts.dim_patient WHERE is_analysed GROUP BY sex").fetchall())
+    assert re.search(rf"│ F\s+│\s+{analysed['F']} │", outputs[1]), outputs[1]
+    cohort = pl.read_csv(tmp_path / "cohort.csv")
+    assert cohort.height == published.execute(
+        "SELECT count(*) FROM marts.mart_cohort").fetchone()[0]
+    (snippet,) = fenced(text, "python")
+    ran = subprocess.run([".venv/bin/python", "-c", snippet], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120)
+    assert ran.returncode == 0, ran.stderr
+    landed = dict(published.execute(
+        "SELECT sex, count(*) FROM landed.patients GROUP BY sex").fetchall())
+    assert re.search(rf"│ F\s+│\s+{landed['F']} │", ran.stdout), ran.stdout
+    # the README's explanation of 79 against 78 tells the published numbers
+    everyone, women = sum(landed.values()), landed["F"]
+    assert f"{everyone} landed patients ({women} women)" in " ".join(text.split())
+    assert f"count {sum(analysed.values())} ({analysed['F']} women)" in " ".join(text.split())
