@@ -1,10 +1,21 @@
 #!/usr/bin/env bash
 # One entry point for a fresh machine with only Python 3.11 and git:
+#   bash deploy/bootstrap.sh setup        set up .venv only (what a deployment needs)
 #   bash deploy/bootstrap.sh demo [DIR]   set up .venv, run the demo end to end (DIR=./demo)
 #   bash deploy/bootstrap.sh test [ARGS]  set up .venv and the test tools, run the full suite
 # uv comes from PyPI into .tools/ when it is not on the PATH; the lock file pins the rest.
+# Each step says what it does before it starts (on stderr), so nothing is silent for long.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+say() { echo "bootstrap: $*" >&2; }
+usage="usage: bash deploy/bootstrap.sh setup | demo [DIR] | test [PYTEST ARGS]"
+command=${1:-}
+shift || true
+case "$command" in
+  setup|demo|test) ;;
+  *) echo "$usage" >&2; exit 2 ;;
+esac
 
 python=""
 for candidate in "${PYTHON:-}" python3.11 python3; do
@@ -20,35 +31,39 @@ if command -v uv >/dev/null 2>&1; then
 else
   uv=.tools/uv/bin/uv
   if [ ! -x "$uv" ]; then
-    echo "installing uv into .tools/uv" >&2
+    say "installing uv (uv==0.13.9, from PyPI) into .tools/uv: it builds .venv from uv.lock"
     "$python" -m venv .tools/uv
     .tools/uv/bin/python -m pip install --quiet uv==0.13.9
   fi
 fi
 
 export UV_PYTHON_DOWNLOADS=never DO_NOT_TRACK=1 PREFECT_SERVER_ANALYTICS_ENABLED=false
+say "setting up .venv/ from uv.lock with $python (uv sync; the first time downloads the pinned packages)"
 "$uv" sync --frozen --python "$python" --quiet
+say ".venv/ is ready: .venv/bin/ivig, .venv/bin/prefect, .venv/bin/pytest"
 
 need_chromium() {
   # Page tests render the study report and docs sites in a real headless browser.
   command -v chromium >/dev/null 2>&1 && return 0
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "installing chromium (Debian package) for the page tests" >&2
+    say "installing chromium with apt-get (the Debian package, a few minutes): the page" \
+        "tests render the study report and the docs sites in a real headless browser"
     apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive \
       apt-get install -y -qq chromium >/dev/null
+    say "chromium installed"
   else
-    echo "warning: chromium is not installed; page tests will be skipped" >&2
+    say "warning: chromium is not installed; page tests will be skipped"
   fi
 }
 
-command=${1:-}
-shift || true
 case "$command" in
+  setup)
+    say "done; activate with: source .venv/bin/activate" ;;
   demo)
     exec .venv/bin/ivig demo --dir "${1:-demo}" ;;
   test)
     need_chromium
+    say "running pytest $* (the full suite: about 35 min on two cores; its progress" \
+        "follows once the tests are collected)"
     exec .venv/bin/pytest "$@" ;;
-  *)
-    echo "usage: bash deploy/bootstrap.sh demo [DIR] | test [PYTEST ARGS]" >&2; exit 2 ;;
 esac
