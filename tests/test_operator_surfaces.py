@@ -241,3 +241,32 @@ def test_the_report_shows_a_held_back_delivery_as_held_back(tmp_path: Path):
     assert '<th scope="col">State</th>' in table or ">State<" in table
     assert 'class="status-held_back">held_back<' in table
     assert 'class="status-rejected">rejected<' in table  # hospital-c's landing rejection
+
+
+def _command_paths(group, prefix=()):
+    import click
+
+    for name, command in group.commands.items():
+        yield (*prefix, name)
+        if isinstance(command, click.Group):
+            yield from _command_paths(command, (*prefix, name))
+
+
+def test_every_help_screen_reads_at_80_columns_without_type_noise():
+    """Issue 14: `--help <bool>` and `--force --no-force <bool>` on every screen; help that
+    did not fit 80 columns."""
+    import typer
+
+    from ivig_platform.cli import app
+
+    root = typer.main.get_command(app)
+    paths = [(), *_command_paths(root)]
+    assert len(paths) > 6
+    for path in paths:
+        result = CliRunner().invoke(app, [*path, "--help"], env={"COLUMNS": "80"},
+                                    terminal_width=80)
+        assert result.exit_code == 0, (path, result.output)
+        lines = result.output.splitlines()
+        assert max(map(len, lines)) <= 80, (path, result.output)
+        for noise in ("<bool>", "--no-force", "--no-help", "--help <", "\x1b["):
+            assert noise not in result.output, (path, noise, result.output)
