@@ -80,31 +80,30 @@ class Observed:
     rows_quarantined: int = 0
 
 
-def read_events(warehouse: Path) -> list[dict]:
-    """Every event of the log, oldest first. A last line cut short by a crash is skipped
-    (its write never finished, so its event never happened as far as anyone knows)."""
-    path = events_path(warehouse)
+def read_jsonl(path: Path) -> list[dict]:
+    """Every object of an append-only JSONL log, oldest first. A last line cut short by a
+    crash is skipped (its write never finished, so as far as anyone knows it never
+    happened)."""
     if not path.is_file():
         return []
-    events = []
+    out = []
     for line in path.read_text(encoding="utf-8").splitlines():
         try:
-            events.append(json.loads(line))
+            out.append(json.loads(line))
         except ValueError:
             continue
-    return events
+    return out
 
 
-def append_events(warehouse: Path, events: Iterable[dict]) -> int:
-    """Append events to the log (call under the run lock); returns how many.
+def append_jsonl(path: Path, objects: Iterable[dict]) -> int:
+    """Append objects to a JSONL log (call under the run lock); returns how many.
 
     Each is one line; the file is flushed to disk before returning. A line left without
-    its newline by a crash is ended first, so the new events start on lines of their own.
+    its newline by a crash is ended first, so the new objects start on lines of their own.
     """
-    lines = [json.dumps(e, ensure_ascii=False, sort_keys=True) for e in events]
+    lines = [json.dumps(o, ensure_ascii=False, sort_keys=True) for o in objects]
     if not lines:
         return 0
-    path = events_path(warehouse)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a+b") as handle:
         handle.seek(0, os.SEEK_END)
@@ -116,6 +115,14 @@ def append_events(warehouse: Path, events: Iterable[dict]) -> int:
         handle.flush()
         os.fsync(handle.fileno())
     return len(lines)
+
+
+def read_events(warehouse: Path) -> list[dict]:
+    return read_jsonl(events_path(warehouse))
+
+
+def append_events(warehouse: Path, events: Iterable[dict]) -> int:
+    return append_jsonl(events_path(warehouse), events)
 
 
 def _event(when: datetime, run_id: str, site: str, delivery: str, event: str, status: str,

@@ -157,17 +157,16 @@ def run_record(run_id: str, started_at: datetime, inputs: Iterable[dict],
 
 
 def read_records(warehouse: Path) -> list[dict]:
-    """Every published run's record, oldest first (a line cut short by a crash skipped)."""
-    path = records_path(warehouse)
-    if not path.is_file():
-        return []
-    out = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            out.append(json.loads(line))
-        except ValueError:
-            continue
-    return out
+    """Every published run's record, oldest first."""
+    from ivig_platform.provenance.audit import read_jsonl
+
+    return read_jsonl(records_path(warehouse))
+
+
+def append_record(warehouse: Path, record: dict) -> None:
+    from ivig_platform.provenance.audit import append_jsonl
+
+    append_jsonl(records_path(warehouse), [record])
 
 
 def records_frame(records: Iterable[dict]) -> pl.DataFrame:
