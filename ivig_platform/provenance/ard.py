@@ -196,6 +196,8 @@ def export_ard_json(published: Path, output: Path) -> Path | None:
     `{"run_id": …, "ard": [row, …]}`; in R, `jsonlite::fromJSON("ard.json")$ard` is the
     data frame. Written beside and renamed over, so a reader never sees half of it.
     """
+    if not Path(published).is_file():
+        return None
     con = duckdb.connect(str(published), read_only=True)
     try:
         present = con.execute("SELECT count(*) FROM information_schema.tables "

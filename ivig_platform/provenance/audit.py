@@ -228,8 +228,11 @@ def delivery_statuses(path: Path) -> dict[tuple[str, str], str]:
         return {}
     con = duckdb.connect(str(path), read_only=True)
     try:
+        present = con.execute("SELECT count(*) FROM information_schema.tables WHERE "
+                              "table_schema = 'quality' AND table_name = 'site_delivery'"
+                              ).fetchone()[0]
         rows = con.execute("SELECT site_id, delivery_id, status FROM quality.site_delivery"
-                           ).fetchall()
+                           ).fetchall() if present else []
     finally:
         con.close()
     return {(s, d): status for s, d, status in rows}
