@@ -155,3 +155,30 @@ def test_the_build_gets_the_log_and_the_run_events_and_the_publish_appends_them(
         "received", "received", "landed", "accepted"]
     frame = audit.events_frame(audit.read_events(warehouse.path))
     assert frame.schema == pl.Schema(audit.EVENT_SCHEMA)
+
+
+def test_a_rollback_puts_a_held_back_delivery_back_as_held_back_not_rejected(tmp_path):
+    # a newer delivery superseded the held-back one; rolling back restores the file in
+    # which the gate held it back (site_delivery: rejected with the gate's reason)
+    key = ("site-a", "2026-11-01")
+    log: list[dict] = []
+    run(log, [manifest(*key)], "r1", 0, {key: "quality_gate: 1 error check(s) failed: x"},
+        {key: ["check-1"]})
+    newer = run(log, [manifest(*key), manifest("site-a", "2026-11-02")], "r2", 1)
+    assert kinds(newer)[0] == (*key, "superseded")
+    restored = tmp_path / "restored.duckdb"
+    con = duckdb.connect(str(restored))
+    con.execute("CREATE SCHEMA quality")
+    con.execute("CREATE TABLE quality.site_delivery (site_id VARCHAR, delivery_id VARCHAR, "
+                "status VARCHAR, reason VARCHAR)")
+    con.execute("INSERT INTO quality.site_delivery VALUES ('site-a', '2026-11-01', "
+                "'rejected', 'quality_gate: 1 error check(s) failed: x'), "
+                "('site-b', '2026-10-01', 'rejected', 'missing_table: x')")
+    con.close()
+    after = audit.delivery_statuses(restored)
+    assert after == {key: "held_back", ("site-b", "2026-10-01"): "rejected"}
+    rolled = audit.rollback_events(log, {key: "superseded", ("site-a", "2026-11-02"):
+                                         "accepted", ("site-b", "2026-10-01"): "rejected"},
+                                   after, "ivig-2", "ivig-1", T0 + timedelta(days=2), "rb")
+    assert [(e["delivery_id"], e["status"]) for e in rolled] == [
+        ("2026-11-01", "held_back"), ("2026-11-02", "not_published")]

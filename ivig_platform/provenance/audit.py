@@ -15,6 +15,7 @@ Events and the status each leaves the delivery in (`status`):
 | `accepted`    | it became its site's delivery in force in a published file  | accepted  |
 | `held_back`   | the quality gate held it back (`failed_checks`)             | held_back |
 | `superseded`  | a newer delivery of the site took over                      | superseded|
+|               | (a held-back one too, once a newer delivery is accepted)    |           |
 | `rolled_back` | `ivig rollback` changed its status in the live file         | (below)   |
 
 A `rolled_back` event leaves the status the delivery has in the rolled-back-to file
@@ -58,6 +59,7 @@ EVENT_SCHEMA: dict[str, pl.DataType] = {
     "failed_checks": pl.List(pl.Utf8()),
 }
 PUBLICATION = ("accepted", "held_back", "superseded")
+HELD_BACK_REASON = "quality_gate:"  # how site_delivery.reason starts for a held-back delivery
 
 
 def events_path(warehouse: Path) -> Path:
@@ -223,7 +225,9 @@ def write_event_table(con: duckdb.DuckDBPyConnection, events: list[dict]) -> Non
 
 
 def delivery_statuses(path: Path) -> dict[tuple[str, str], str]:
-    """(site, delivery) → status in a published file's `quality.site_delivery`."""
+    """(site, delivery) → status in a published file's `quality.site_delivery`, with the
+    deliveries the quality gate held back as `held_back` (site_delivery files them as
+    `rejected` with the gate's reason, `quality_gate: …`, quality/gate.py)."""
     if not path.is_file():
         return {}
     con = duckdb.connect(str(path), read_only=True)
@@ -231,8 +235,10 @@ def delivery_statuses(path: Path) -> dict[tuple[str, str], str]:
         present = con.execute("SELECT count(*) FROM information_schema.tables WHERE "
                               "table_schema = 'quality' AND table_name = 'site_delivery'"
                               ).fetchone()[0]
-        rows = con.execute("SELECT site_id, delivery_id, status FROM quality.site_delivery"
-                           ).fetchall() if present else []
+        rows = con.execute(
+            "SELECT site_id, delivery_id, CASE WHEN status = 'rejected' AND "
+            f"starts_with(coalesce(reason, ''), '{HELD_BACK_REASON}') THEN 'held_back' "
+            "ELSE status END FROM quality.site_delivery").fetchall() if present else []
     finally:
         con.close()
     return {(s, d): status for s, d, status in rows}
@@ -246,7 +252,7 @@ def rollback_events(history: Iterable[dict], before: dict[tuple[str, str], str],
     `before`/`after`: `delivery_statuses` of the file taken down (named `replaced`) and
     of the one put back (`restored`). A delivery the rolled-back-to file does not know
     becomes `not_published`; a `rejected` one that the log last saw held back stays
-    `held_back` (site_delivery does not tell the two apart).
+    `held_back` (for statuses read without the reason that tells the two apart).
     """
     states = last_states(history)
     out = []
