@@ -142,6 +142,9 @@ def explain(warehouse: str | Path, table: str, where: str = "true", *, depth: in
     if not path.is_file():
         raise ExplainError(f"no published warehouse at {path} (run `ivig refresh` first)")
     con = duckdb.connect(str(path), read_only=True)
+    # a session setting, not a connect option: a caller's own connection to the same
+    # file (other options) must not make explain fail; `--json` output stays JSON only
+    con.execute("SET enable_progress_bar = false")
     try:
         return _Explainer(con).explain(full, condition, depth)
     except duckdb.Error as exc:
