@@ -21,6 +21,7 @@ from pathlib import Path
 
 import polars as pl
 
+from ivig_platform.landing.cells import cells_file, cells_frame
 from ivig_platform.landing.contract import TABLES
 from ivig_platform.landing.integrity import FileRecord, write_verified
 from ivig_platform.landing.links import unsafe_folder, unsafe_link
@@ -37,7 +38,13 @@ from ivig_platform.landing.manifest import (
     remove_stale_partials,
 )
 from ivig_platform.landing.pseudonym import key_fingerprint, pseudonym_expr
-from ivig_platform.landing.readers import DeliveryRejected, RawTable, read_delivery, sha256_file
+from ivig_platform.landing.readers import (
+    SOURCE_ROW,
+    DeliveryRejected,
+    RawTable,
+    read_delivery,
+    sha256_file,
+)
 from ivig_platform.landing.rules import check_delivery
 from ivig_platform.landing.schema import QUARANTINE, landed_schema
 from ivig_platform.landing.staging import new_staging, swap_into_place
@@ -51,7 +58,8 @@ __all__ = [
 
 # Bump when landing's output for the same input changes, so old landings are redone.
 # 2: manifests list their files with size and SHA-256 (`landed_files`).
-LANDING_VERSION = "2"
+# 3: each table's landed rows also as the site wrote them, `<table>.cells.parquet` (cells.py).
+LANDING_VERSION = "3"
 SITE_ID = re.compile(r"^[a-z0-9_-]{2,32}$")
 
 
@@ -239,6 +247,9 @@ def _land_into(delivery: Delivery, folder: Path, key: bytes, now: datetime,
         raw, result = raw_tables[name], checked[name]
         landed = _landed(result.landed, raw, delivery, now, patient_key)
         files[f"{name}.parquet"] = write_verified(landed, folder / f"{name}.parquet")
+        cells = cells_frame(raw, result.landed.get_column(SOURCE_ROW), delivery.site_id,
+                            delivery.delivery_id)
+        files[cells_file(name)] = write_verified(cells, folder / cells_file(name))
         bad = _quarantine(result.quarantined, raw, delivery)
         quarantined.append(bad)
         manifest.tables[name] = {
