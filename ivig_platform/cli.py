@@ -452,13 +452,16 @@ def print_history(warehouse: Path, site: str) -> None:
 @app.command(short_help="Where rows of a table came from: site, delivery, file, source row.")
 def explain(
     table: Annotated[str, typer.Argument(
-        help="A mart (fct_assessment, dim_patient, mart_efficacy, …) or landed.<table>.")],
+        help="A mart (fct_assessment, dim_patient, mart_efficacy, …) or landed.<table>.",
+        metavar="TABLE", show_default=False)],
     where: Annotated[str, typer.Argument(
-        help="SQL condition on the table's columns, one expression, e.g. \"measure = 'ck'\".")],
+        help="SQL condition on the table's columns, one expression, e.g. \"measure = 'ck'\".",
+        metavar="CONDITION", show_default=False)],
     warehouse: Warehouse,
     json_output: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
     depth: Annotated[int, typer.Option(
-        help="mart_efficacy: 1 adds each pair's source rows, 2 also the patient's rows.")] = 0,
+        help="mart_efficacy: 1 adds each pair's source rows, 2 also the patient's rows.",
+        metavar="N")] = 0,
 ) -> None:
     """Where each matching row came from: site, delivery, file, source row, the file's
     SHA-256 and the cells as the site wrote them (non-identifier columns only)."""
