@@ -54,13 +54,16 @@ _versions: dict[str, str] = {}
 _protocol_parts: dict[tuple[int, str], tuple[Any, str]] = {}
 
 
-def clear_caches() -> None:
-    """Forget the code hashes, library versions and protocol fingerprints computed so far."""
+def clear_caches(what: Iterable[str] = ("code", "versions", "protocol")) -> None:
+    """Forget the code hashes, library versions and/or protocol fingerprints computed so far."""
     with _lock:
-        _code_hashes.clear()
-        _modules.clear()
-        _versions.clear()
-        _protocol_parts.clear()
+        if "code" in what:
+            _code_hashes.clear()
+            _modules.clear()
+        if "versions" in what:
+            _versions.clear()
+        if "protocol" in what:
+            _protocol_parts.clear()
 
 
 def digest(value: Any) -> str:
