@@ -2,6 +2,8 @@
 # One entry point for a fresh machine with only Python 3.11 and git:
 #   bash deploy/bootstrap.sh demo [DIR]   set up .venv, run the demo end to end (DIR=./demo)
 #   bash deploy/bootstrap.sh test [ARGS]  set up .venv and the test tools, run the full suite
+#   bash deploy/bootstrap.sh upgrade [ARGS]  try `uv lock --upgrade` in a scratch copy and run
+#                                         the checks there (deploy/upgrade_check.py --help)
 # uv comes from PyPI into .tools/ when it is not on the PATH; the lock file pins the rest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -49,6 +51,10 @@ case "$command" in
   test)
     need_chromium
     exec .venv/bin/pytest "$@" ;;
+  upgrade)
+    need_chromium
+    UV="$uv" exec .venv/bin/python deploy/upgrade_check.py "$@" ;;
   *)
-    echo "usage: bash deploy/bootstrap.sh demo [DIR] | test [PYTEST ARGS]" >&2; exit 2 ;;
+    echo "usage: bash deploy/bootstrap.sh demo [DIR] | test [PYTEST ARGS] | upgrade [ARGS]" >&2
+    exit 2 ;;
 esac
