@@ -8,8 +8,8 @@ new files, not ignored ones): the exact pins of ivig_platform/private_interfaces
 relaxed to their upgrade ranges, `uv lock --upgrade` resolves the newest versions, `uv sync
 --frozen` installs them into the copy's own .venv, and the checks that matter run there:
 
-1. `interfaces` — tests/test_private_interfaces.py: the pins fail by design when a pinned
-   library moved; the interface tests say whether each private use still holds;
+1. `interfaces` — tests/test_private_interfaces.py without its pin tests (the pins are
+   relaxed here; the summary lists what moved): whether each private use still holds;
 2. `tests` — the test suite (default: all of it but the end-to-end demo, as CI runs it;
    `--tests` for a selection);
 3. `demo` — tests/test_demo_end_to_end.py: the demo against its truth, i.e. the published
@@ -47,6 +47,7 @@ from ivig_platform.private_interfaces import UPGRADE_RANGES  # noqa: E402
 DEFAULT_TESTS = "tests --deselect tests/test_demo_end_to_end.py -x"
 ENVIRONMENT = {"DO_NOT_TRACK": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
                "UV_PYTHON_DOWNLOADS": "never"}
+PIN_TESTS = "test_private_interface_library_is_pinned_exactly_to_the_version_written_for"
 FAILURE_LINE = re.compile(r"^(FAILED|ERROR) ")
 
 
@@ -217,8 +218,12 @@ def main(argv: list[str] | None = None) -> int:
 
     python, pytest = str(scratch / ".venv/bin/python"), str(scratch / ".venv/bin/pytest")
     quiet = ["-q", "-p", "no:cacheprovider", "-rfE"]
-    checks = [Check("interfaces", [pytest, *quiet, "tests/test_private_interfaces.py"]),
-              Check("tests", [pytest, *quiet, *shlex.split(args.tests)])]
+    # The pin tests fail by design here (the pins are relaxed; `changes` says what moved):
+    # the interfaces check runs the others, which say whether each private use still holds.
+    checks = [Check("interfaces", [pytest, *quiet, "tests/test_private_interfaces.py", "-k",
+                                   f"not {PIN_TESTS}"]),
+              Check("tests", [pytest, *quiet, *shlex.split(args.tests), "--deselect",
+                              "tests/test_private_interfaces.py"])]
     if not args.no_demo:
         checks.append(Check("demo", [pytest, *quiet, "tests/test_demo_end_to_end.py"]))
     if not args.no_benchmark:

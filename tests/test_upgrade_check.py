@@ -83,3 +83,8 @@ def test_summary_says_not_safe_when_a_check_failed():
     assert text.endswith("Result: NOT safe to adopt as is\n")
     checks[1].passed = True
     assert "every check passed" in upgrade_check.summary([], checks, [])
+
+
+def test_the_pin_tests_the_check_leaves_out_exist_under_that_name():
+    source = (ROOT / "tests/test_private_interfaces.py").read_text()
+    assert f"def {upgrade_check.PIN_TESTS}(" in source
