@@ -170,6 +170,7 @@ def benchmark_comparison(recorded: list[dict], new: list[dict]) -> tuple[list[st
         for sample in now:
             if not sample.get("ok"):
                 problems.append(f"{scenario}: failed (exit {sample.get('exit_code')})")
+                continue
             for figure in SAME_FIGURES:
                 before = {repr(r.get(figure)) for r in old}
                 if old and len(before) == 1 and repr(sample.get(figure)) not in before:
