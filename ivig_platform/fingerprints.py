@@ -48,6 +48,13 @@ NOT_INSTALLED = "not installed"
 ProtocolPart = Literal["contract", "contract+plans"]
 
 _lock = threading.Lock()
+# Python 3.11's `ast` keeps its recursion-depth bookkeeping in state shared by all threads:
+# two threads parsing at once can fail with "SystemError: AST constructor recursion depth
+# mismatch" (CPython gh-106905, fixed in 3.12.x/3.13). Sites land in parallel threads and
+# each asks for landing's fingerprint, so parsing is serialised, and one thread computes a
+# code hash while the others wait for it.
+_parse_lock = threading.Lock()
+_compute_lock = threading.RLock()
 _code_hashes: dict[tuple[Path, tuple[str, ...]], str] = {}
 _modules: dict[Path, tuple[frozenset[str], str]] = {}
 _versions: dict[str, str] = {}
@@ -139,7 +146,9 @@ def _read_module(root: Path, path: Path) -> tuple[frozenset[str], str]:
         known = _modules.get(path)
     if known is not None:
         return known
-    tree = ast.parse(path.read_bytes(), filename=str(path))
+    source = path.read_bytes()
+    with _parse_lock:
+        tree = ast.parse(source, filename=str(path))
     imports = frozenset(_imported_modules(tree, _module_name(root, path),
                                           path.name == "__init__.py"))
     value = (imports, hashlib.sha256(ast.dump(_without_docstrings(tree)).encode()).hexdigest())
@@ -172,17 +181,18 @@ def code_hash(folders: Iterable[str], root: Path | None = None) -> str:
     """sha256 of the code behind `folders` (see the module docstring); once per process."""
     root = (root or PACKAGE_DIR).resolve()
     key = (root, tuple(sorted(folders)))
-    with _lock:
-        known = _code_hashes.get(key)
-    if known is not None:
-        return known
-    hasher = hashlib.sha256(f"python {platform.python_version()}\0".encode())
-    for path, module_digest in sorted(source_closure(key[1], root).items()):
-        hasher.update(f"{path.relative_to(root).as_posix()}\0{module_digest}\0".encode())
-    value = hasher.hexdigest()
-    with _lock:
-        _code_hashes[key] = value
-    return value
+    with _compute_lock:
+        with _lock:
+            known = _code_hashes.get(key)
+        if known is not None:
+            return known
+        hasher = hashlib.sha256(f"python {platform.python_version()}\0".encode())
+        for path, module_digest in sorted(source_closure(key[1], root).items()):
+            hasher.update(f"{path.relative_to(root).as_posix()}\0{module_digest}\0".encode())
+        value = hasher.hexdigest()
+        with _lock:
+            _code_hashes[key] = value
+        return value
 
 
 # --------------------------------------------------------------------------- libraries

@@ -6,8 +6,11 @@ The code hash is computed on a small package written here (same layout as the re
 
 from __future__ import annotations
 
+import ast
 import importlib.metadata
 import textwrap
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -106,6 +109,38 @@ def test_code_hash_is_computed_once_per_process(package):
     before = code_hash(["rules"], package)
     (package / "shared/limits.py").write_text("HIGH = 999\n")  # no clear_caches()
     assert code_hash(["rules"], package) == before  # the code this process runs
+
+
+def test_code_hash_from_parallel_threads_parses_one_module_at_a_time(package, monkeypatch):
+    """Sites land in threads and each asks for landing's fingerprint; Python 3.11's `ast`
+    fails ("SystemError: AST constructor recursion depth mismatch") when two threads parse
+    at once, which rejected a benchmark delivery as a landing_error."""
+    fingerprints.clear_caches(["code"])
+    real_parse, inside, most = ast.parse, [0], [0]
+    guard = threading.Lock()
+
+    def watched_parse(*args, **kwargs):
+        with guard:
+            inside[0] += 1
+            most[0] = max(most[0], inside[0])
+        time.sleep(0.01)  # wide enough for another thread to enter, were it allowed
+        try:
+            return real_parse(*args, **kwargs)
+        finally:
+            with guard:
+                inside[0] -= 1
+
+    monkeypatch.setattr(ast, "parse", watched_parse)
+    hashes: list[str] = []
+    threads = [threading.Thread(target=lambda f=f: hashes.append(code_hash([f], package)))
+               for f in ("rules", "shared", "unrelated", "rules", "late.py", "shared")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    fingerprints.clear_caches(["code"])
+    assert len(hashes) == len(threads) and most[0] == 1
+    assert len(set(hashes)) == 4  # one per distinct folder, the same for each asker
 
 
 def test_the_real_recipes_cover_what_they_import():
