@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import duckdb
+import polars as pl
 from prefect import flow, get_run_logger, task, unmapped
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
@@ -234,11 +235,15 @@ def gate_marts(built: Path, run_id: str) -> GateResult:
 
 
 @task(name="data-docs", timeout_seconds=1800, cache_policy=NO_CACHE)
-def publish_quality_docs(results: list[GateResult], docs_dir: Path) -> Path:
-    """The run's Data Docs (published with its file), and the gate summary as artifacts."""
+def publish_quality_docs(results: list[GateResult], docs_dir: Path,
+                         deltas: pl.DataFrame | None = None) -> Path:
+    """The run's Data Docs (published with its file), and the gate summary as artifacts.
+
+    `deltas`: the check deltas against the previous published run, summarised in the docs.
+    """
     from ivig_platform.quality import build_data_docs, failure_rows, gate_markdown
 
-    index = build_data_docs(results, docs_dir)
+    index = build_data_docs(results, docs_dir, deltas=deltas)
     create_markdown_artifact(key="quality-gate", markdown=gate_markdown(results, index),
                              description="Data-quality gates of this refresh")
     failures = failure_rows(results)
@@ -276,6 +281,50 @@ def compute_stats(built: Path) -> dict[str, int]:
 
     emit(ProgressEvent("*", "*", "step", "stats: efficacy and safety marts"))
     return write_stats_marts(built)
+
+
+@task(name="record-inputs", timeout_seconds=1800, cache_policy=NO_CACHE)
+def record_inputs(built: Path, warehouse: Path, manifests: list[Manifest],
+                  held_back: dict[tuple[str, str], str], gate_results: list[GateResult],
+                  run_id: str) -> list[dict]:
+    """The cells as reported and the delivery log (with this run's events) into the build."""
+    from ivig_platform.provenance.steps import record_inputs as write_inputs
+
+    return write_inputs(built, warehouse, manifests, held_back, gate_results, run_id)
+
+
+@task(name="check-deltas", cache_policy=NO_CACHE)
+def compute_check_deltas(gate_results: list[GateResult], warehouse: Path,
+                         run_id: str) -> pl.DataFrame:
+    """Each site's failing checks against the published file: new, persisting, resolved."""
+    from ivig_platform.provenance.check_delta import check_deltas
+
+    return check_deltas(gate_results, published_path(warehouse), run_id)
+
+
+@task(name="record-run", timeout_seconds=1800, cache_policy=NO_CACHE)
+def record_run(built: Path, warehouse: Path, run: RunInfo, deltas: pl.DataFrame) -> dict:
+    """marts.ard, quality.check_delta and quality.run_record; the record as an artifact."""
+    from prefect.runtime import flow_run
+
+    from ivig_platform.provenance.run_record import record_markdown
+    from ivig_platform.provenance.steps import record_outputs
+
+    emit(ProgressEvent("*", "*", "step", "run record, analysis results data, check deltas"))
+    record = record_outputs(built, warehouse, run.run_id, run.started_at, deltas,
+                            dict(flow_run.parameters or {}))
+    create_markdown_artifact(key="run-record", markdown=record_markdown(record),
+                             description="What this run was made from, by what, and its outputs")
+    return record
+
+
+@task(name="record-provenance", cache_policy=NO_CACHE)
+def record_provenance(warehouse: Path, events: list[dict], record: dict) -> None:
+    """After the publish: the run's delivery events and record into WAREHOUSE/audit/,
+    WAREHOUSE/ard.json from the published file."""
+    from ivig_platform.provenance.steps import after_publish
+
+    after_publish(warehouse, events, record)
 
 
 @task(name="render-report", timeout_seconds=1800, cache_policy=NO_CACHE)
@@ -419,6 +468,7 @@ def _refresh(inbox: Path, warehouse: Path, settle_seconds: float, force: bool, r
     with clock.stage("build"):
         emit(ProgressEvent("*", "*", "step", "building the warehouse file"))
         built = build_warehouse(warehouse, recorded, run, held_back, gate_results, issues)
+        events = record_inputs(built, warehouse, recorded, held_back, gate_results, run.run_id)
     run_dir = built.parent
 
     with clock.stage("dbt"):
@@ -427,7 +477,8 @@ def _refresh(inbox: Path, warehouse: Path, settle_seconds: float, force: bool, r
     with clock.stage("mart gate", timing="gate"):
         mart_gate = gate_marts(built, run.run_id)
         gate_results.append(mart_gate)
-        index = publish_quality_docs(gate_results, run_dir / DOCS_NAME / "data-docs")
+        deltas = compute_check_deltas(gate_results, warehouse, run.run_id)
+        index = publish_quality_docs(gate_results, run_dir / DOCS_NAME / "data-docs", deltas)
         if not mart_gate.passed_errors:
             kept = keep_blocked_docs(index.parent, warehouse, run.run_id)
             raise RuntimeError(f"the mart quality gate blocked the publish: {mart_gate.reason}"
@@ -435,6 +486,7 @@ def _refresh(inbox: Path, warehouse: Path, settle_seconds: float, force: bool, r
 
     with clock.stage("stats"):
         compute_stats(built)
+        record = record_run(built, warehouse, run, deltas)
 
     with clock.stage("report"):
         report = write_report(built, run.run_id)
@@ -444,6 +496,7 @@ def _refresh(inbox: Path, warehouse: Path, settle_seconds: float, force: bool, r
         published = publish_warehouse(Bundle(built, report, run_dir / DOCS_NAME), warehouse)
 
     with clock.stage("record", timing=None):
+        record_provenance(warehouse, events, record)
         shutil.rmtree(run_dir, ignore_errors=True)  # failed runs' go at the next start
         clock.timings["total"] = time.perf_counter() - started
         summary = summarise(run.run_id, recorded, published, clock.timings,

@@ -270,10 +270,16 @@ def demo(
 @app.command()
 def status(
     warehouse: Annotated[Path, typer.Option(help="Folder where ivig.duckdb is published.")],
+    history: Annotated[str | None, typer.Option(
+        help="Show this site's delivery events (the audit trail, WAREHOUSE/audit/) instead.",
+        metavar="SITE")] = None,
 ) -> None:
     """Every site's deliveries in the published warehouse: status, reason, rows, age."""
     from ivig_platform.console import status_table
 
+    if history is not None:
+        print_history(warehouse, history)
+        return
     path = published_path(warehouse)
     if not path.exists():
         fail(f"no published warehouse at {path} (run `ivig refresh` first)")
@@ -313,6 +319,69 @@ def status(
                          ("data docs (GX)", warehouse / "docs" / "data-docs" / "index.html")):
         if where.exists():
             typer.echo(f"{label}: {where.resolve()}")
+
+
+def print_history(warehouse: Path, site: str) -> None:
+    """`ivig status --history SITE`: the site's events, oldest first, one a line."""
+    from ivig_platform.provenance.audit import events_path, site_history
+
+    events = site_history(warehouse, site)
+    if not events:
+        fail(f"no events of site {site!r} in {events_path(warehouse)}")
+    for e in events:
+        detail = e.get("detail") or ""
+        if e.get("failed_checks"):
+            detail = f"{detail}; failed: {', '.join(e['failed_checks'])}".lstrip("; ")
+        typer.echo(f"{e['event_time'][:19].replace('T', ' ')}  {e['delivery_id']:<12} "
+                   f"{e['event']:<11} {e['status']:<13} run {e['run_id']}"
+                   + (f"  {detail}" if detail else ""))
+
+
+@app.command()
+def explain(
+    table: Annotated[str, typer.Argument(
+        help="A mart (fct_assessment, dim_patient, mart_efficacy, …) or landed.<table>.")],
+    where: Annotated[str, typer.Argument(
+        help="SQL condition on the table's columns, one expression, e.g. \"measure = 'ck'\".")],
+    warehouse: Annotated[Path, typer.Option(help="Folder where ivig.duckdb is published.")],
+    json_output: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
+    depth: Annotated[int, typer.Option(
+        help="mart_efficacy: 1 adds each pair's source rows, 2 also the patient's rows.")] = 0,
+) -> None:
+    """Where each matching row came from: site, delivery, file, source row, the file's
+    SHA-256 and the cells as the site wrote them (non-identifier columns only)."""
+    import json
+
+    from ivig_platform.provenance.explain import ExplainError
+    from ivig_platform.provenance.explain import explain as explain_rows
+
+    try:
+        records = explain_rows(warehouse, table, where, depth=depth)
+    except ExplainError as exc:
+        fail(str(exc))
+    if json_output:
+        typer.echo(json.dumps(records, ensure_ascii=False, indent=1))
+        return
+    if not records:
+        typer.echo("no matching row")
+    for record in records:
+        _print_record(record, 0)
+
+
+def _print_record(record: dict, level: int) -> None:
+    pad = "  " * level
+    row = ", ".join(f"{k}={v}" for k, v in record["row"].items())
+    typer.echo(f"{pad}{record['table']} [{record['role']}] {row}")
+    if record.get("pair"):
+        typer.echo(f"{pad}  pair: {record['pair']}")
+    if record.get("source_file"):
+        typer.echo(f"{pad}  from {record['site_id']}/{record['delivery_id']}/"
+                   f"{record['source_file']} row {record['source_row']} "
+                   f"(sha256 {record['file_sha256']})")
+        cells = "; ".join(f"{k}: {v!r}" for k, v in record["cells"].items())
+        typer.echo(f"{pad}  as reported: {cells or 'not kept (landed before version 3)'}")
+    for source in record.get("sources", []):
+        _print_record(source, level + 1)
 
 
 @app.command()

@@ -6,7 +6,8 @@ a header to its Spanish alias, add a `dni` column) and then writes in any dialec
 any delimiter, encoding and line ending, or an XLSX workbook with real date and number
 cells. `make_delivery` puts the files where the inbox has them
 (`<inbox>/<site_id>/<delivery_id>/`) and `Warehouse` lands them and reads back what
-landing wrote. Nothing here is autouse: the other test modules do not see any of it.
+landing wrote. `demo` runs `ivig demo` once per session for the end-to-end tests that read
+its warehouse. Nothing here is autouse: the other test modules do not see any of it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ import copy
 import csv
 import io
 import json
+import os
+import subprocess
+import sys
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -25,6 +29,7 @@ import polars as pl
 import pytest
 import xlsxwriter
 
+from ivig_platform.demo import write_demo_inbox
 from ivig_platform.landing.contract import CONTRACT, TABLES
 from ivig_platform.landing.land import MANIFEST, Delivery, Manifest, delivery_dir, land_delivery
 from ivig_platform.landing.parsing import fold_header
@@ -363,3 +368,19 @@ def warehouse(tmp_path: Path, pseudonym_key: bytes) -> Warehouse:
 @pytest.fixture(scope="session")
 def new_warehouse() -> Callable[[Path, bytes], Warehouse]:
     return Warehouse
+
+
+@pytest.fixture(scope="session")
+def demo(tmp_path_factory):
+    """`ivig demo` as a user runs it, once per session: (folder, its result, the truth).
+
+    Shared by the demo's end-to-end tests and the provenance tests (which work on a copy),
+    so the suite pays for one demo refresh."""
+    folder = tmp_path_factory.mktemp("demo")
+    env = {k: v for k, v in os.environ.items() if k != "IVIG_PSEUDONYM_KEY"}
+    ivig = str(Path(sys.executable).parent / "ivig")
+    first = subprocess.run([ivig, "demo", "--dir", str(folder)], capture_output=True,
+                           text=True, timeout=900, env=env)
+    assert first.returncode == 0, first.stdout + first.stderr
+    truth = write_demo_inbox(tmp_path_factory.mktemp("truth") / "inbox")
+    return folder, first, truth

@@ -14,8 +14,6 @@ import polars as pl
 import polars.selectors as cs
 import pytest
 
-from ivig_platform.demo import write_demo_inbox
-
 pytestmark = pytest.mark.e2e
 
 IVIG = str(Path(sys.executable).parent / "ivig")
@@ -28,14 +26,7 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
     )
 
 
-@pytest.fixture(scope="session")
-def demo(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("demo")
-    env = {k: v for k, v in os.environ.items() if k != "IVIG_PSEUDONYM_KEY"}
-    first = run_cli("demo", "--dir", str(folder), env=env)
-    assert first.returncode == 0, first.stdout + first.stderr
-    truth = write_demo_inbox(tmp_path_factory.mktemp("truth") / "inbox")
-    return folder, first, truth
+# `demo` (one `ivig demo` per session, shared with the provenance tests): conftest.py
 
 
 @pytest.fixture(scope="session")

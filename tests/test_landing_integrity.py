@@ -21,6 +21,8 @@ import polars as pl
 import pytest
 from conftest import assert_counts_add_up
 
+from ivig_platform.landing.cells import cells_file
+from ivig_platform.landing.contract import TABLES
 from ivig_platform.landing.land import (
     LANDED_FILES,
     MANIFEST,
@@ -32,6 +34,9 @@ from ivig_platform.landing.land import (
 SITE = "h-la-fe"
 DELIVERY = "2026-11-24"
 LATER = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
+
+# Landing version 3 writes each table's cells as reported beside it (landing/cells.py).
+WRITTEN_FILES = sorted(LANDED_FILES + [cells_file(name) for name in TABLES])
 
 
 def _overlapping_writes(monkeypatch, parties: int) -> None:
@@ -98,9 +103,9 @@ def test_concurrent_landings_of_one_delivery_leave_one_complete_landing(
 def test_manifest_lists_every_file_with_its_size_and_sha256(delivery, warehouse):
     manifest = warehouse.land(delivery)
     folder = warehouse.folder(delivery)
-    assert sorted(manifest.landed_files) == sorted(LANDED_FILES)
+    assert sorted(manifest.landed_files) == WRITTEN_FILES
     on_disk = sorted(p.name for p in folder.iterdir() if p.name != MANIFEST)
-    assert on_disk == sorted(LANDED_FILES)
+    assert on_disk == WRITTEN_FILES
     for name, record in manifest.landed_files.items():
         data = (folder / name).read_bytes()
         assert record == {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
@@ -231,7 +236,7 @@ def test_version_1_manifest_is_landed_again_when_the_inbox_folder_is_there(deliv
     _as_version_1(warehouse.folder(delivery))
     again = warehouse.land(delivery, now=LATER)
     assert again.landed_at == LATER.isoformat()
-    assert sorted(again.landed_files) == sorted(LANDED_FILES)
+    assert sorted(again.landed_files) == WRITTEN_FILES
 
 
 def test_version_1_manifest_without_its_inbox_folder_stays_when_its_files_are_there(

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 import polars as pl
 
 from ivig_platform.fingerprints import LANDING
+from ivig_platform.landing.cells import cells_file, cells_frame
 from ivig_platform.landing.contract import TABLES
 from ivig_platform.landing.integrity import FileRecord, write_verified
 from ivig_platform.landing.links import unsafe_folder, unsafe_link
@@ -39,7 +40,13 @@ from ivig_platform.landing.manifest import (
     remove_stale_partials,
 )
 from ivig_platform.landing.pseudonym import key_fingerprint, pseudonym_expr
-from ivig_platform.landing.readers import DeliveryRejected, RawTable, read_delivery, sha256_file
+from ivig_platform.landing.readers import (
+    SOURCE_ROW,
+    DeliveryRejected,
+    RawTable,
+    read_delivery,
+    sha256_file,
+)
 from ivig_platform.landing.rules import check_delivery
 from ivig_platform.landing.schema import QUARANTINE, landed_schema
 from ivig_platform.landing.staging import new_staging, swap_into_place
@@ -258,6 +265,9 @@ def _land_into(delivery: Delivery, folder: Path, key: bytes, now: datetime,
         raw, result = raw_tables[name], checked[name]
         landed = _landed(result.landed, raw, delivery, now, patient_key)
         files[f"{name}.parquet"] = write_verified(landed, folder / f"{name}.parquet")
+        cells = cells_frame(raw, result.landed.get_column(SOURCE_ROW), delivery.site_id,
+                            delivery.delivery_id)
+        files[cells_file(name)] = write_verified(cells, folder / cells_file(name))
         bad = _quarantine(result.quarantined, raw, delivery)
         quarantined.append(bad)
         manifest.tables[name] = {

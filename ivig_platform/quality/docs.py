@@ -26,6 +26,7 @@ import tempfile
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+import polars as pl
 from great_expectations.data_context.types.resource_identifiers import (
     ExpectationSuiteIdentifier,
     ValidationResultIdentifier,
@@ -172,8 +173,38 @@ def _relative(url: str, root: Path) -> str | None:
         return None
 
 
-def build_data_docs(results: list[GateResult], docs_dir: Path) -> Path:
-    """Build the static Data Docs site of `results` in `docs_dir`; return its index.html."""
+def _delta_section(deltas: pl.DataFrame | None) -> str:
+    """The checks whose verdict changed since the previous published run (issue 15)."""
+    if deltas is None:
+        return ""
+    from ivig_platform.provenance.check_delta import site_summary
+
+    e = html.escape
+    previous = deltas.get_column("previous_run_id").drop_nulls().unique().to_list()
+    out = ["<h2>Change since the previous published run</h2>",
+           f'<p class="ivig-note">Compared with run {e(", ".join(previous) or "-")} '
+           "(quality.check_delta): a failing check is <b>new</b>, <b>persisting</b> or "
+           "<b>resolved</b>; each site by its newest delivery gated.</p>"]
+    summary = site_summary(deltas)
+    if summary.is_empty():
+        return "\n".join([*out, "<p>No failing check in either run.</p>"])
+    out.append('<table class="ivig-deltas"><tr><th>site</th><th>new</th><th>persisting</th>'
+               "<th>resolved</th></tr>")
+    for r in summary.iter_rows(named=True):
+        site = "marts" if r["gate"] == "marts" else r["site_id"]
+        cells = "".join(f"<td>{'<br>'.join(e(c) for c in r[k]) or '-'}</td>"
+                        for k in ("new", "persisting", "resolved"))
+        out.append(f"<tr><td>{e(site)}</td>{cells}</tr>")
+    out.append("</table>")
+    return "\n".join(out)
+
+
+def build_data_docs(results: list[GateResult], docs_dir: Path,
+                    deltas: pl.DataFrame | None = None) -> Path:
+    """Build the static Data Docs site of `results` in `docs_dir`; return its index.html.
+
+    `deltas` (`quality.check_delta` rows) adds the change since the previous published
+    run to the summary."""
     docs_dir = Path(docs_dir).resolve()
     docs_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{docs_dir.name}.", dir=docs_dir.parent))
@@ -235,7 +266,9 @@ def build_data_docs(results: list[GateResult], docs_dir: Path) -> Path:
         body = re.search(r"<body[^>]*>", text)
         cut = body.end() if body else 0
         index.write_text(
-            text[:cut] + _summary(results, links, suite_links) + text[cut:], encoding="utf-8"
+            text[:cut] + _summary(results, links, suite_links).replace(
+                "<h2>Gate runs</h2>", _delta_section(deltas) + "\n<h2>Gate runs</h2>", 1)
+            + text[cut:], encoding="utf-8"
         )
         old = docs_dir.with_name(f".{docs_dir.name}.old-{os.getpid()}")
         if docs_dir.exists():

@@ -24,7 +24,7 @@ import jinja2
 
 from ivig_platform.report.data import ReportData, read_warehouse
 from ivig_platform.report.privacy import MASK, is_small, mask_count
-from ivig_platform.report.sections import header_facts, sections
+from ivig_platform.report.sections import header_facts, run_line, sections
 
 TITLE = "IVIG in systemic sclerosis: multicentre study report"
 SUBTITLE = (
@@ -74,6 +74,7 @@ def build_html(
                 frames.get("marts.mart_cohort"),
                 generated_at,
             ),
+            provenance=run_line(frames.get("quality.run_record")),
             sections=sections(frames, published_figures=published_figures),
             database_name=data.database_name or "the warehouse",
         )

@@ -22,6 +22,8 @@ TABLES: tuple[tuple[str, str], ...] = (
     ("quality", "quarantine"),
     ("quality", "check_result"),
     ("quality", "refresh_run"),
+    ("quality", "run_record"),
+    ("quality", "check_delta"),
 )
 
 #: The columns the report uses of the tables that grow with the registry (a row per patient,

@@ -139,6 +139,24 @@ def header_facts(
     return tuple(facts)
 
 
+def run_line(run_record: pl.DataFrame | None) -> str:
+    """The run, protocol and code a report was made by (quality.run_record's last row), so
+    a printed report can be matched to its data; empty when the file has no record."""
+    if run_record is None or not run_record.height or "run_id" not in run_record.columns:
+        return ""
+    last = run_record.sort("recorded_at").row(-1, named=True) if "recorded_at" in \
+        run_record.columns else run_record.row(-1, named=True)
+    protocol = f"protocol {last.get('protocol_version') or MISSING}"
+    if last.get("protocol_fingerprint"):
+        protocol += f" (fingerprint {str(last['protocol_fingerprint'])[:12]})"
+    code = f"code ivig-platform {last.get('package_version') or MISSING}"
+    if last.get("git_commit"):
+        code += f", commit {str(last['git_commit'])[:12]}"
+        if last.get("git_dirty"):
+            code += " with uncommitted changes"
+    return f"Run {last['run_id']} · {protocol} · {code}"
+
+
 def _timestamp(value: object) -> str:
     if isinstance(value, datetime):
         if value.tzinfo is not None:
@@ -532,8 +550,10 @@ def sites_section(
     freshness: pl.DataFrame | None,
     refresh_run: pl.DataFrame | None = None,
     disclosure: Disclosure | None = None,
+    check_delta: pl.DataFrame | None = None,
 ) -> Section:
-    """Per-site contribution (counts only), deliveries, quarantine, checks and freshness."""
+    """Per-site contribution (counts only), deliveries, quarantine, checks and freshness,
+    and the checks whose verdict changed since the previous published run."""
     frames = {
         "marts.dim_patient": patients,
         "marts.fct_ivig_cycle": cycles,
@@ -555,6 +575,8 @@ def sites_section(
                              notes)
     if quality is not None:
         tables.append(quality)
+    if check_delta is not None:
+        tables.append(_check_delta_table(check_delta))
     notes.extend(_privacy_notes(r for t in tables for r in t.rows))
     return Section(
         "sites",
@@ -735,6 +757,33 @@ def _quality_table(
     )
 
 
+def _check_delta_table(check_delta: pl.DataFrame) -> Table:
+    """Per site, the failing checks new, persisting and resolved (quality.check_delta).
+
+    Check ids, not counts: nothing here is about patients, and the ids say what to fix."""
+    from ivig_platform.provenance.check_delta import site_summary
+
+    rows = []
+    for r in site_summary(check_delta).iter_rows(named=True):
+        site = MARTS_GATE if r["gate"] == "marts" else str(r["site_id"])
+        rows.append(Row((Cell(site, "label"),
+                         *(Cell("; ".join(r[k]) or "none") for k in
+                           ("new", "persisting", "resolved")))))
+    previous = check_delta.get_column("previous_run_id").drop_nulls().unique().to_list() \
+        if "previous_run_id" in check_delta.columns else []
+    against = (f"compared with run {', '.join(previous)}" if previous else
+               "no earlier published run recorded its checks, so every failing check is new")
+    if not rows:
+        rows.append(Row((Cell("all sites", "label"), *(Cell("none") for _ in range(3)))))
+    return Table(
+        "site-check-delta",
+        ("Site", "New failing checks", "Still failing", "Resolved"),
+        tuple(rows),
+        caption=("Data-quality checks since the previous published run (quality.check_delta; "
+                 f"{against}; each site by its newest delivery gated)"),
+    )
+
+
 # --------------------------------------------------------------------------- published
 
 
@@ -871,6 +920,7 @@ def sections(
             freshness=get("marts.mart_site_freshness"),
             refresh_run=get("quality.refresh_run"),
             disclosure=disclosure,
+            check_delta=get("quality.check_delta"),
         ),
     ]
     if published_figures:

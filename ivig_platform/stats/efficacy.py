@@ -181,6 +181,26 @@ def efficacy_table(assessments: pl.DataFrame, patients: pl.DataFrame) -> pl.Data
     )
 
 
+def efficacy_pairs(assessments: pl.DataFrame, patients: pl.DataFrame) -> pl.DataFrame:
+    """The complete (patient, baseline, post) pairs behind each mart_efficacy row.
+
+    Columns ``subgroup``, ``subgroup_value``, ``measure``, ``patient_key``, ``baseline``,
+    ``post``: exactly the pairs ``efficacy_table`` counts in ``n_paired`` (same
+    memberships, same flagged rows), so `ivig explain` can show what a row was computed
+    from. Inputs as for ``efficacy_table``.
+    """
+    require_columns(assessments, _ASSESSMENT_COLUMNS, "assessments")
+    require_columns(patients, _PATIENT_COLUMNS, "patients")
+    analysed = analysed_patients(patients)
+    return (
+        _memberships(analysed)
+        .join(_pairs(assessments, analysed), on="patient_key", how="inner")
+        .filter(_BASE.is_not_null() & _POST.is_not_null())
+        .select(*_KEYS, "patient_key", "baseline", "post")
+        .sort(*_KEYS, "patient_key")
+    )
+
+
 def _memberships(analysed: pl.DataFrame) -> pl.DataFrame:
     """One row per analysed patient x subgroup the patient belongs to."""
     key = pl.col("patient_key")

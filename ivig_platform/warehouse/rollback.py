@@ -100,8 +100,17 @@ def roll_back(warehouse: Path, to: str | None = None) -> RolledBack:
     try:
         with run_lock(warehouse, command="rollback"):
             recover_interrupted_publish(warehouse)
+            from ivig_platform.provenance.audit import delivery_statuses
+            from ivig_platform.provenance.steps import after_rollback
+
             with publish_lock(warehouse):
-                return _rollback(warehouse, to)
+                before = delivery_statuses(published_path(warehouse))
+                replaced = current_version(warehouse)
+                done = _rollback(warehouse, to)
+            # the audit trail's `rolled_back` events and ard.json of the file put back
+            after_rollback(warehouse, before, replaced.stem if replaced else "ivig.duckdb",
+                           done.version)
+            return done
     except WarehouseBusy as busy:
         raise RollbackError(f"{busy}: nothing rolled back; roll back once it has ended "
                             "(it may publish over a rollback anyway)") from busy
