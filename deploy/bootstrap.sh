@@ -3,17 +3,19 @@
 #   bash deploy/bootstrap.sh setup        set up .venv only (what a deployment needs)
 #   bash deploy/bootstrap.sh demo [DIR]   set up .venv, run the demo end to end (DIR=./demo)
 #   bash deploy/bootstrap.sh test [ARGS]  set up .venv and the test tools, run the full suite
+#   bash deploy/bootstrap.sh upgrade [ARGS]  try `uv lock --upgrade` in a scratch copy and run
+#                                         the checks there (deploy/upgrade_check.py --help)
 # uv comes from PyPI into .tools/ when it is not on the PATH; the lock file pins the rest.
 # Each step says what it does before it starts (on stderr), so nothing is silent for long.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 say() { echo "bootstrap: $*" >&2; }
-usage="usage: bash deploy/bootstrap.sh setup | demo [DIR] | test [PYTEST ARGS]"
+usage="usage: bash deploy/bootstrap.sh setup | demo [DIR] | test [PYTEST ARGS] | upgrade [ARGS]"
 command=${1:-}
 shift || true
 case "$command" in
-  setup|demo|test) ;;
+  setup|demo|test|upgrade) ;;
   *) echo "$usage" >&2; exit 2 ;;
 esac
 
@@ -66,4 +68,7 @@ case "$command" in
     say "running pytest $* (the full suite: about 35 min on two cores; its progress" \
         "follows once the tests are collected)"
     exec .venv/bin/pytest "$@" ;;
+  upgrade)
+    need_chromium
+    UV="$uv" exec .venv/bin/python deploy/upgrade_check.py "$@" ;;
 esac

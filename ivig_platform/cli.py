@@ -538,5 +538,28 @@ def rollback(
     typer.echo(f"published {done.version.name} as {published_path(warehouse)} {extras}")
 
 
+@app.command(short_help="Check this machine and WAREHOUSE for a refresh (changes nothing).")
+def doctor(
+    warehouse: Warehouse,
+    inbox: Annotated[Path | None, typer.Option(
+        help="Folder of <site_id>/<delivery_id>/ deliveries (checked when given).",
+        metavar="DIR")] = None,
+) -> None:
+    """Check this machine and WAREHOUSE for a refresh: one line per check, with what to do.
+
+    Looks only (changes nothing). Exit code 1 when something would stop a refresh.
+    """
+    from ivig_platform.doctor import blocks_refresh, diagnose
+
+    findings = diagnose(warehouse, inbox)
+    for finding in findings:
+        typer.echo(finding.line())
+    failed = sum(f.status == "fail" for f in findings)
+    if blocks_refresh(findings):
+        typer.echo(f"{failed} problem(s) stop a refresh of {warehouse}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"ready for a refresh of {warehouse}")
+
+
 def main() -> None:  # pragma: no cover - console script entry
     app()

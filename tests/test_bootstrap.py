@@ -32,7 +32,7 @@ def test_unknown_command_prints_the_usage_before_any_work(tmp_path: Path) -> Non
     done = bootstrap(checkout_copy(tmp_path), "deploy")
     assert done.returncode == 2
     assert done.stderr.strip() == (
-        "usage: bash deploy/bootstrap.sh setup | demo [DIR] | test [PYTEST ARGS]")
+        "usage: bash deploy/bootstrap.sh setup | demo [DIR] | test [PYTEST ARGS] | upgrade [ARGS]")
     assert not (tmp_path / ".venv").exists()
 
 

@@ -18,9 +18,11 @@ import shutil
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import polars as pl
 
+from ivig_platform.fingerprints import LANDING
 from ivig_platform.landing.cells import cells_file, cells_frame
 from ivig_platform.landing.contract import TABLES
 from ivig_platform.landing.integrity import FileRecord, write_verified
@@ -49,17 +51,16 @@ from ivig_platform.landing.rules import check_delivery
 from ivig_platform.landing.schema import QUARANTINE, landed_schema
 from ivig_platform.landing.staging import new_staging, swap_into_place
 
+if TYPE_CHECKING:
+    from ivig_platform.protocol.load import Protocol
+
 # What the rest of the platform imports from here (the record lives in manifest.py).
 __all__ = [
-    "LANDED_FILES", "LANDING_VERSION", "MANIFEST", "Delivery", "DeliveryChanged", "Manifest",
-    "content_hash", "delivery_date", "delivery_dir", "is_current", "land_delivery",
-    "landed_manifests", "read_manifest", "remove_stale_partials",
+    "LANDED_FILES", "MANIFEST", "Delivery", "DeliveryChanged", "Manifest", "content_hash",
+    "delivery_date", "delivery_dir", "is_current", "land_delivery", "landed_manifests",
+    "landing_fingerprint", "read_manifest", "remove_stale_partials",
 ]
 
-# Bump when landing's output for the same input changes, so old landings are redone.
-# 2: manifests list their files with size and SHA-256 (`landed_files`).
-# 3: each table's landed rows also as the site wrote them, `<table>.cells.parquet` (cells.py).
-LANDING_VERSION = "3"
 SITE_ID = re.compile(r"^[a-z0-9_-]{2,32}$")
 
 
@@ -115,11 +116,22 @@ def _identity(delivery: Delivery) -> tuple[str, str | None]:
     return hashlib.sha256(b"refused folder\0" + where).hexdigest(), refused
 
 
-def is_current(manifest: Manifest | None, content: str, fingerprint: str) -> bool:
+def landing_fingerprint(protocol: Protocol | None = None) -> str:
+    """What landing's output depends on besides the delivery and the key: landing's code
+    (and the package modules it imports), polars, fastexcel and pyarrow, and the effective
+    contract of `protocol` (default: the protocol in force). Derived, never bumped by hand
+    (it replaces the hand-kept `LANDING_VERSION`; see ivig_platform/fingerprints.py)."""
+    return LANDING.fingerprint(protocol)
+
+
+def is_current(manifest: Manifest | None, content: str, fingerprint: str,
+               landing: str | None = None) -> bool:
+    """The landing in place was made from this content, with this key (`fingerprint`) and
+    by this landing (`landing`: `landing_fingerprint()`, the default): it may be reused."""
     return (
         manifest is not None
         and manifest.content_sha256 == content
-        and manifest.landing_version == LANDING_VERSION
+        and manifest.landing_version == (landing or landing_fingerprint())
         and manifest.key_fingerprint == fingerprint
         and manifest.landed_files is not None
     )
@@ -167,20 +179,25 @@ def _quarantine(checked: pl.DataFrame, raw: RawTable, delivery: Delivery) -> pl.
 
 
 def land_delivery(delivery: Delivery, warehouse: Path, key: bytes,
-                  now: datetime | None = None) -> Manifest:
+                  now: datetime | None = None, *, protocol: Protocol | None = None
+                  ) -> Manifest:
     """Land one delivery (or find it already landed) and return its manifest.
 
     Never raises for bad input: a delivery that cannot be used comes back with status
     `rejected` and a reason; the caller carries on with the other sites. A landing in
-    place is reused only when it is current and its files match its manifest; anything
-    else is landed again. The staging folder is removed whatever happens.
+    place is reused only when it is current (same content, key and landing fingerprint:
+    code, libraries and the contract of `protocol`, default the protocol in force) and its
+    files match its manifest; anything else is landed again. The staging folder is removed
+    whatever happens.
     """
     now = now or datetime.now(UTC)
     target = delivery_dir(warehouse, delivery.site_id, delivery.delivery_id)
     content, refused = _identity(delivery)
     fingerprint = key_fingerprint(key)
+    landing = landing_fingerprint(protocol)
     existing = read_manifest(target)
-    if is_current(existing, content, fingerprint) and not landing_problems(existing, target):
+    if (is_current(existing, content, fingerprint, landing)
+            and not landing_problems(existing, target)):
         return existing
     manifest = Manifest(
         site_id=delivery.site_id,
@@ -188,10 +205,11 @@ def land_delivery(delivery: Delivery, warehouse: Path, key: bytes,
         status="landed",
         reason=None,
         content_sha256=content,
-        landing_version=LANDING_VERSION,
+        landing_version=landing,
         key_fingerprint=fingerprint,
         delivery_date=delivery_date(delivery.delivery_id, now.date()).isoformat(),
         landed_at=now.isoformat(),
+        landed_by=LANDING.parts(protocol),
     )
     staging = new_staging(target)
     try:

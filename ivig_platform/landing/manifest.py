@@ -14,6 +14,7 @@ import shutil
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, unquote
 
 from ivig_platform.landing.contract import TABLES
@@ -33,6 +34,8 @@ class Manifest:
     status: str  # landed | rejected
     reason: str | None
     content_sha256: str
+    # The landing fingerprint (code, libraries, contract: fingerprints.LANDING) of the
+    # landing that wrote it; "1"/"2" in manifests of the hand-bumped versions before it.
     landing_version: str
     key_fingerprint: str
     delivery_date: str
@@ -47,6 +50,9 @@ class Manifest:
     # file name -> {"bytes", "sha256"} of every file beside the manifest; None in manifests
     # written before landing version 2, which did not record them.
     landed_files: dict[str, FileRecord] | None = None
+    # What the landing fingerprint was made of ({"code", "libraries", "protocol"}), so a
+    # re-landing can be explained; None in manifests written before it was recorded.
+    landed_by: dict[str, Any] | None = None
 
     @property
     def rejection_code(self) -> str | None:

@@ -714,22 +714,25 @@ class _ParseCache:
     """dbt's partial parse file, reused only for a byte-identical project.
 
     The key hashes every project file (SQL, YAML, seeds, macros, tests, profiles.yml), the
-    versions of dbt-core, dbt-duckdb and duckdb, the vars and the database name (dbt-duckdb
-    names the catalog after the file, and node relation names are fixed at parse time).
+    vars and the database name (dbt-duckdb names the catalog after the file, and node
+    relation names are fixed at parse time), and `fingerprints.DBT`: the code that drives
+    dbt (`ivig_platform/modeling/**`), the versions of dbt-core, dbt-duckdb and duckdb,
+    and the protocol's contract and plans in force (`protocol`, default `load_protocol()`).
     """
 
-    def __init__(self, cache_dir: Path | None, database: Path, vars: dict[str, Any]):
+    def __init__(self, cache_dir: Path | None, database: Path, vars: dict[str, Any],
+                 protocol: Any = None):
         self.dir = Path(cache_dir) if cache_dir else DBT_PROJECT_DIR / "target" / "parse-cache"
-        self.key = self._key(database, vars)
+        self.key = self._key(database, vars, protocol)
         self.stem = database.stem
 
     @staticmethod
-    def _key(database: Path, vars: dict[str, Any]) -> str:
-        from importlib.metadata import version
+    def _key(database: Path, vars: dict[str, Any], protocol: Any = None) -> str:
+        from ivig_platform.fingerprints import DBT
 
-        versions = ",".join(version(package) for package in ("dbt-core", "dbt-duckdb", "duckdb"))
         digest = hashlib.sha256()
-        for part in (versions, json.dumps(vars, sort_keys=True, default=str), database.stem):
+        for part in (DBT.fingerprint(protocol), json.dumps(vars, sort_keys=True, default=str),
+                     database.stem):
             digest.update(part.encode() + b"\0")
         for path in sorted(DBT_PROJECT_DIR.rglob("*")):
             relative = path.relative_to(DBT_PROJECT_DIR)
