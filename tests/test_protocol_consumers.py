@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import importlib.util
 import inspect
-from datetime import date
 from pathlib import Path
 
 import pytest
@@ -169,16 +168,6 @@ def test_check_tables_repeat_vocabularies_and_ranges(protocol) -> None:
             assert got == expected, row
             checked += 1
     assert checked >= 30
-
-
-def test_landing_repeats_the_delivery_layout(protocol) -> None:
-    from ivig_platform.landing import discovery, land, readers, rules
-
-    d = protocol.contract.delivery
-    assert land.SITE_ID.pattern == d.site_id.pattern
-    assert d.xlsx.file == readers.XLSX_NAME
-    assert rules.EARLIEST_DATE == d.dates.earliest == date(1900, 1, 1)
-    assert d.ready_marker.file == discovery.READY_MARKER
 
 
 def test_demo_writes_only_what_the_contract_accepts(protocol) -> None:

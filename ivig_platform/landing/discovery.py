@@ -6,9 +6,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ivig_platform.landing.land import Delivery
+from ivig_platform.landing.land import READY_MARKER, Delivery
 
-READY_MARKER = "_READY"
+__all__ = ["READY_MARKER", "Discovery", "discover_deliveries", "discover_settled"]
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,9 @@ class Manifest:
     # file name -> {"bytes", "sha256"} of every file beside the manifest; None in manifests
     # written before landing version 2, which did not record them.
     landed_files: dict[str, FileRecord] | None = None
+    # The fingerprint of the contract it was landed under (protocol contract and
+    # pseudonymisation); empty in manifests written before the contract was recorded.
+    contract_fingerprint: str = ""
 
     @property
     def rejection_code(self) -> str | None:
