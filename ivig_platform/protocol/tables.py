@@ -121,6 +121,9 @@ def _plan_row(p: Protocol, plan: Plan, order: int) -> dict[str, Any]:
         "wilcoxon_exact_below": wilcoxon.exact_below if wilcoxon else None,
         "wilcoxon_correct": wilcoxon.correct if wilcoxon else None,
         "undated_treatments_overlap": plan.concomitant_therapy.undated_overlaps,
+        "safety_stopped_for_adverse_event":
+            plan.safety.stopped_for_adverse_event if plan.safety else None,
+        "safety_discontinued_action": plan.safety.discontinued_action if plan.safety else None,
         "source": p.source_of(plan.version), "plan_fingerprint": plan_fingerprint(plan),
     }
 
@@ -136,8 +139,9 @@ def analysis_plans(p: Protocol) -> pl.DataFrame:
         "sd_ddof": pl.Int64, "quantile_type": pl.Int64, "ci_level": pl.Float64,
         "round_decimals": pl.Int64, "min_pairs": pl.Int64, "paired_t": pl.Boolean,
         "wilcoxon_exact_below": pl.Int64, "wilcoxon_correct": pl.Boolean,
-        "undated_treatments_overlap": pl.Boolean, "source": pl.String,
-        "plan_fingerprint": pl.String,
+        "undated_treatments_overlap": pl.Boolean,
+        "safety_stopped_for_adverse_event": pl.String, "safety_discontinued_action": pl.String,
+        "source": pl.String, "plan_fingerprint": pl.String,
     })
 
 
@@ -166,13 +170,18 @@ def plan_subgroups(p: Protocol) -> pl.DataFrame:
     for plan in p.plans:
         order = 0
         for s in plan.subgroups:
+            kind = None
+            if s.field:
+                table, column = s.field.split(".", 1)
+                kind = p.contract.table(table).field(column).kind
             for v in s.values:
                 order += 1
                 rows.append({"analysis_plan": plan.version, "subgroup": s.name,
-                             "subgroup_value": v.value, "field": s.field, "title": v.title,
-                             "subgroup_order": order})
+                             "subgroup_value": v.value, "field": s.field, "field_kind": kind,
+                             "title": v.title, "subgroup_order": order})
     return _frame(rows, {"analysis_plan": pl.String, "subgroup": pl.String,
-                         "subgroup_value": pl.String, "field": pl.String, "title": pl.String,
+                         "subgroup_value": pl.String, "field": pl.String,
+                         "field_kind": pl.String, "title": pl.String,
                          "subgroup_order": pl.Int64})
 
 
@@ -186,12 +195,24 @@ def plan_therapy_classes(p: Protocol) -> pl.DataFrame:
                          "class_order": pl.Int64})
 
 
+def drug_classes(p: Protocol) -> pl.DataFrame:
+    """The classes of the drug terminology, and the class of a drug it does not know."""
+    drugs = p.contract.terminology.drugs
+    rows = [{"drug_class": c, "class_order": i, "is_unmapped": False}
+            for i, c in enumerate(drugs.classes, start=1)]
+    rows.append({"drug_class": drugs.unmapped, "class_order": len(rows) + 1,
+                 "is_unmapped": True})
+    return _frame(rows, {"drug_class": pl.String, "class_order": pl.Int64,
+                         "is_unmapped": pl.Boolean})
+
+
 #: Table name → builder, in the order they are written (and documented in dbt).
 BUILDERS = {
     "protocol_info": protocol_info,
     "vocabularies": vocabularies,
     "measures": measures,
     "fields": fields,
+    "drug_classes": drug_classes,
     "analysis_plans": analysis_plans,
     "plan_measures": plan_measures,
     "plan_subgroups": plan_subgroups,
@@ -224,6 +245,7 @@ def dbt_vars(p: Protocol) -> dict[str, Any]:
             "drug_classes": list(c.terminology.drugs.classes),
             "unmapped_class": c.terminology.drugs.unmapped,
             "therapy_classes": list(primary.concomitant_therapy.classes),
+            "undated_overlaps": primary.concomitant_therapy.undated_overlaps,
             "field_vocabularies": {
                 f"{t.name}.{f.name}": f.vocabulary
                 for t in c.tables.values() for f in t.fields if f.vocabulary
