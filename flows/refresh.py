@@ -46,7 +46,6 @@ HEAVY_MODULES = (
     "ivig_platform.quality",
     "ivig_platform.quality.cache",
     "ivig_platform.modeling",
-    "ivig_platform.warehouse.stats_step",
     "ivig_platform.report",
 )
 
@@ -247,15 +246,6 @@ def run_dbt(built: Path) -> DbtOutcome:
     return outcome
 
 
-@task(name="compute-stats", timeout_seconds=1800)
-def compute_stats(built: Path) -> dict[str, int]:
-    """mart_efficacy and mart_safety (protocol §7) from the marts dbt just built."""
-    from ivig_platform.warehouse.stats_step import write_stats_marts
-
-    emit(ProgressEvent("*", "*", "step", "stats: efficacy and safety marts"))
-    return write_stats_marts(built)
-
-
 @task(name="publish")
 def publish_warehouse(built: Path, warehouse: Path) -> Path:
     """Atomic rename into place; then the run's dbt docs replace the published ones."""
@@ -318,13 +308,23 @@ def land_all(deliveries: list[Delivery], warehouse: Path) -> tuple[list[Manifest
     task_runner=ThreadPoolTaskRunner(max_workers=4),
     timeout_seconds=4 * 3600,
 )
-def refresh(inbox: str, warehouse: str, settle_seconds: float = 0, force: bool = False) -> dict:
+def refresh(inbox: str, warehouse: str, settle_seconds: float = 0, force: bool = False,
+            plans: list[str] | None = None) -> dict:
     """Land every site's deliveries from `inbox` and publish `warehouse/ivig.duckdb`.
 
     `settle_seconds`: a delivery folder without `_READY` is taken only once nothing in it
     changed for that long. `force`: rebuild even when nothing changed since the last
-    publish.
+    publish. `plans`: amendment files in force for this run besides those of
+    `protocol/amendments/` (`ivig refresh --plan FILE`); every step (landing, the gates,
+    dbt, the stats marts, the report) works under the protocol they make.
     """
+    from ivig_platform.protocol.in_force import run_under
+
+    with run_under([Path(f) for f in plans or []]):
+        return _refresh(inbox, warehouse, settle_seconds, force)
+
+
+def _refresh(inbox: str, warehouse: str, settle_seconds: float, force: bool) -> dict:
     ensure_key()  # fail the whole run at once, before any work, when the key is missing
     inbox_path, warehouse_path = absolute_folder(inbox, "inbox"), absolute_folder(
         warehouse, "warehouse")
@@ -370,10 +370,6 @@ def refresh(inbox: str, warehouse: str, settle_seconds: float = 0, force: bool =
         raise RuntimeError(f"mart quality gate blocked the publish, nothing published: "
                            f"{mart_gate.reason}")
     timings["gate"] += time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    compute_stats(built)
-    timings["stats"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     published = publish_warehouse(built, warehouse_path)

@@ -84,10 +84,19 @@ def prepare_refresh(warehouse: Path) -> Callable[..., dict]:
 
 
 def run_refresh(inbox: Path, warehouse: Path, *, settle_seconds: float = 0,
-                force: bool = False) -> dict:
+                force: bool = False, plans: list[Path] | None = None) -> dict:
     """Run the refresh flow in this process with a live display; return its summary."""
     if not inbox.is_dir():
         fail(f"inbox {inbox} is not a folder")
+    plans = [p.resolve() for p in plans or []]
+    if plans:  # a bad amendment fails here, before Prefect starts, with the protocol's error
+        from ivig_platform.protocol.errors import ProtocolError
+        from ivig_platform.protocol.in_force import with_plan_files
+
+        try:
+            with_plan_files(plans)
+        except (ProtocolError, OSError) as exc:
+            fail(f"--plan: {exc}")
     try:
         key = load_key()
     except MissingKeyError as exc:
@@ -105,7 +114,8 @@ def run_refresh(inbox: Path, warehouse: Path, *, settle_seconds: float = 0,
     with progress_display(sys.stdout.isatty()):
         try:
             summary = refresh(inbox=str(inbox.resolve()), warehouse=str(warehouse.resolve()),
-                              settle_seconds=settle_seconds, force=force)
+                              settle_seconds=settle_seconds, force=force,
+                              plans=[str(p) for p in plans])
         except Exception as exc:  # the flow's own failure, reported in one line
             reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             if "nothing published" not in reason:
@@ -135,6 +145,9 @@ def refresh(
     settle_seconds: Annotated[float, typer.Option(
         help="Take a delivery without a _READY marker only once unchanged this long.")] = 0,
     force: Annotated[bool, typer.Option(help="Rebuild even if nothing changed.")] = False,
+    plan: Annotated[list[Path] | None, typer.Option(
+        "--plan", help="An amendment file in force for this run (repeatable); its plan is "
+        "computed side by side in marts.mart_efficacy_by_plan.")] = None,
 ) -> None:
     """Land every site's deliveries and publish WAREHOUSE/ivig.duckdb.
 
@@ -142,7 +155,8 @@ def refresh(
     published (or nothing changed since the last publish), 1 with a one-line reason
     otherwise.
     """
-    print_summary(run_refresh(inbox, warehouse, settle_seconds=settle_seconds, force=force))
+    print_summary(run_refresh(inbox, warehouse, settle_seconds=settle_seconds, force=force,
+                              plans=plan))
 
 
 @app.command()
