@@ -128,7 +128,7 @@ def code_info() -> dict:
 # the cold and the no-change run would turn the latter into a full refresh, and a run
 # would measure a mix of versions.
 CODE: dict = {"root": ROOT}
-SNAPSHOT_DIRS = ("ivig_platform", "flows", "dbt_project", "expectations", "benchmarks")
+SNAPSHOT_DIRS = ("ivig_platform", "flows", "dbt_project", "expectations", "protocol", "benchmarks")
 _GENERATED = shutil.ignore_patterns("target", "logs", "__pycache__", "*.pyc", "*.duckdb",
                                     "*.duckdb.wal")
 

@@ -1,20 +1,23 @@
 """The refresh: every site's deliveries in, one published DuckDB file out.
 
-Reads top to bottom as the process it runs: find the deliveries, land each one (sites in
-parallel; a broken site is recorded and the others go on), build a new warehouse file,
-publish it by rename, and leave a summary for the people who watch the runs.
+Reads top to bottom as the process it runs: take the warehouse (one run at a time), clear
+what dead runs left, check the key and the inbox, find the deliveries, land each one
+(sites in parallel; a broken site is recorded and the others go on), build a new
+warehouse file with its report and docs, publish the three together, and leave a summary
+for the people who watch the runs. A failure anywhere is one line that says whether
+anything was published and which run is live; the details are in the run's log file.
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib
+import json
 import os
 import shutil
 import threading
 import time
 import traceback
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,8 +33,24 @@ from ivig_platform.landing.discovery import Discovery, discover_settled
 from ivig_platform.landing.land import Delivery, Manifest, land_delivery, landed_manifests
 from ivig_platform.landing.pseudonym import KEY_VARIABLE, key_fingerprint, load_key
 from ivig_platform.progress import ProgressEvent, emit
+from ivig_platform.protocol.in_force import run_under
+from ivig_platform.run_log import LOGS_DIR, log_path, new_run_id, run_log_handler
 from ivig_platform.warehouse.build import RunInfo, build_database
-from ivig_platform.warehouse.publish import build_path, publish, published_path, replace_folder
+from ivig_platform.warehouse.disk import disk_full_error
+from ivig_platform.warehouse.housekeeping import clear_dead_runs
+from ivig_platform.warehouse.keys import other_key, retire
+from ivig_platform.warehouse.outcome import RefreshFailed, StageClock, failure_line
+from ivig_platform.warehouse.preflight import preflight
+from ivig_platform.warehouse.publish import (
+    DOCS_NAME,
+    PUBLISHED_NAME,
+    REPORT_NAME,
+    Bundle,
+    build_path,
+    publish_bundle,
+    published_path,
+)
+from ivig_platform.warehouse.run_lock import WarehouseBusy, run_lock
 from ivig_platform.warehouse.state import current_state, is_unchanged, write_state
 from ivig_platform.warehouse.summary import RefreshSummary, summarise
 
@@ -93,8 +112,10 @@ def find_deliveries(inbox: Path, settle_seconds: float) -> Discovery:
 
 
 def _transient(task, task_run, state) -> bool:
-    """Retry only what waiting can fix: files changing or briefly unreadable."""
-    return isinstance(state.result(raise_on_failure=False), OSError)
+    """Retry only what waiting can fix: files changing or briefly unreadable (a full disk
+    is not: it fails the run, see `land_all`)."""
+    error = state.result(raise_on_failure=False)
+    return isinstance(error, OSError) and disk_full_error(error) is None
 
 
 @task(
@@ -183,13 +204,14 @@ def gate_sites(manifests: list[Manifest], warehouse: Path,
 @task(name="build-warehouse", timeout_seconds=1800)
 def build_warehouse(warehouse: Path, manifests: list[Manifest], run: RunInfo,
                     held_back: dict[tuple[str, str], str],
-                    gate_results: list[GateResult]) -> Path:
+                    gate_results: list[GateResult],
+                    inbox_issues: list[tuple[str, str]] | None = None) -> Path:
     """A new DuckDB file from every landed delivery (the warehouse is the record)."""
     from ivig_platform.quality import check_results_frame
 
     built = build_path(warehouse, run.run_id)
     build_database(built, warehouse, manifests, run, held_back=held_back,
-                   check_results=check_results_frame(gate_results))
+                   check_results=check_results_frame(gate_results), inbox_issues=inbox_issues)
     return built
 
 
@@ -212,11 +234,11 @@ def gate_marts(built: Path, run_id: str) -> GateResult:
 
 
 @task(name="data-docs", timeout_seconds=1800, cache_policy=NO_CACHE)
-def publish_quality_docs(results: list[GateResult], warehouse: Path) -> Path:
-    """Data Docs under the warehouse, and the gate summary as Prefect artifacts."""
+def publish_quality_docs(results: list[GateResult], docs_dir: Path) -> Path:
+    """The run's Data Docs (published with its file), and the gate summary as artifacts."""
     from ivig_platform.quality import build_data_docs, failure_rows, gate_markdown
 
-    index = build_data_docs(results, warehouse / "docs" / "data-docs")
+    index = build_data_docs(results, docs_dir)
     create_markdown_artifact(key="quality-gate", markdown=gate_markdown(results, index),
                              description="Data-quality gates of this refresh")
     failures = failure_rows(results)
@@ -237,29 +259,31 @@ def run_dbt(built: Path) -> DbtOutcome:
 
     emit(ProgressEvent("*", "*", "step", "dbt build (models, tests, docs)"))
     run_dir = built.parent
-    outcome = build_marts(built, target_dir=run_dir / "dbt", docs_dir=run_dir / "docs")
+    outcome = build_marts(built, target_dir=run_dir / "dbt",
+                          docs_dir=run_dir / DOCS_NAME / "dbt")
     create_markdown_artifact(key="dbt-build", markdown=outcome.summary(),
                              description="dbt build of this refresh")
     if not outcome.success:
         first = outcome.error or "; ".join(str(f) for f in outcome.failures[:3])
-        raise RuntimeError(f"dbt build failed, nothing published: {first}")
+        raise RuntimeError(f"dbt build failed: {first}")
     return outcome
 
 
-@task(name="publish")
-def publish_warehouse(built: Path, warehouse: Path) -> Path:
-    """Atomic rename into place; then the run's dbt docs replace the published ones."""
-    published = publish(built, warehouse)
-    replace_folder(built.parent / "docs", warehouse / "docs" / "dbt")
-    return published
-
-
-@task(name="render-report", timeout_seconds=1800)
-def write_report(warehouse: Path) -> Path:
-    from ivig_platform.report import render_warehouse_report
+@task(name="render-report", timeout_seconds=1800, cache_policy=NO_CACHE)
+def write_report(built: Path, run_id: str) -> Path:
+    """The study report of the file about to be published, into the run's folder."""
+    from ivig_platform.report import render_build_report
 
     emit(ProgressEvent("*", "*", "step", "study report"))
-    return render_warehouse_report(warehouse)
+    return render_build_report(built, built.parent / REPORT_NAME,
+                               published_name=PUBLISHED_NAME, run_id=run_id)
+
+
+@task(name="publish", cache_policy=NO_CACHE)
+def publish_warehouse(bundle: Bundle, warehouse: Path) -> Path:
+    """The file, the report and the docs swapped in together, or none of them."""
+    emit(ProgressEvent("*", "*", "step", "publishing the file, report and docs"))
+    return publish_bundle(bundle, warehouse)
 
 
 @task(name="summarise-run")
@@ -297,6 +321,9 @@ def land_all(deliveries: list[Delivery], warehouse: Path) -> tuple[list[Manifest
         if state.is_completed():
             manifests.append(future.result())
         else:
+            error = state.result(raise_on_failure=False)
+            if isinstance(error, BaseException) and disk_full_error(error) is not None:
+                raise error  # nothing else will fit either: the run fails, in one line
             deferred.append(delivery.label)
             emit(ProgressEvent(delivery.site_id, delivery.delivery_id, "failed",
                                "deferred to the next refresh (transient error)"))
@@ -309,83 +336,142 @@ def land_all(deliveries: list[Delivery], warehouse: Path) -> tuple[list[Manifest
     timeout_seconds=4 * 3600,
 )
 def refresh(inbox: str, warehouse: str, settle_seconds: float = 0, force: bool = False,
+            wait_seconds: float = 0, rekey: bool = False, run_id: str = "",
             plans: list[str] | None = None) -> dict:
     """Land every site's deliveries from `inbox` and publish `warehouse/ivig.duckdb`.
 
     `settle_seconds`: a delivery folder without `_READY` is taken only once nothing in it
     changed for that long. `force`: rebuild even when nothing changed since the last
-    publish. `plans`: amendment files in force for this run besides those of
-    `protocol/amendments/` (`ivig refresh --plan FILE`); every step (landing, the gates,
-    dbt, the stats marts, the report) works under the protocol they make.
+    publish. `wait_seconds`: how long to wait for another run of the same warehouse to
+    end before giving up. `rekey`: land every delivery again with a new pseudonymisation
+    key (refused when a delivery in force has no inbox files; see warehouse/keys.py).
+    `run_id`: the run's name, for its build folder and `WAREHOUSE/logs/refresh-<run_id>.log`
+    (the CLI passes the one it logs under; empty = a new one). `plans`: amendment files in
+    force for this run besides those of `protocol/amendments/` (`ivig refresh --plan
+    FILE`); every step (landing, the gates, dbt and its stats marts, the report) works under
+    the protocol they make, and each plan is computed side by side in
+    `marts.mart_efficacy_by_plan`.
+
+    A failure raises `RefreshFailed`: one line saying what failed, whether anything was
+    published and which run is live, and naming the log.
     """
-    from ivig_platform.protocol.in_force import run_under
-
-    with run_under([Path(f) for f in plans or []]):
-        return _refresh(inbox, warehouse, settle_seconds, force)
-
-
-def _refresh(inbox: str, warehouse: str, settle_seconds: float, force: bool) -> dict:
     ensure_key()  # fail the whole run at once, before any work, when the key is missing
     inbox_path, warehouse_path = absolute_folder(inbox, "inbox"), absolute_folder(
         warehouse, "warehouse")
-    state = current_state(inbox_path, key_fingerprint(load_key()), settle_seconds)
-    if not force and is_unchanged(warehouse_path, state):
-        emit(ProgressEvent("*", "*", "step", "nothing changed since the last publish"))
-        return {"unchanged": True, "published": str(published_path(warehouse_path))}
-    started = time.perf_counter()
-    run = RunInfo(
-        run_id=datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6],
-        started_at=datetime.now(UTC),
-        inbox=str(inbox),
-    )
+    run_id = run_id or new_run_id()
+    log = log_path(warehouse_path, run_id)
+    clock = StageClock()
     warehouse_path.mkdir(parents=True, exist_ok=True)
-    timings: dict[str, float] = {}
+    with run_log_handler(log):
+        try:
+            with run_lock(warehouse_path, wait_seconds), \
+                    run_under([Path(f) for f in plans or []]):
+                return _refresh(inbox_path, warehouse_path, settle_seconds, force, rekey,
+                                run_id, clock)
+        except WarehouseBusy as busy:
+            raise RefreshFailed(str(busy), stage="start", published=False) from None
+        except RefreshFailed as refused:
+            get_run_logger().error("%s", refused)
+            raise
+        except Exception as exc:
+            get_run_logger().error("run %s failed during %s:\n%s", run_id, clock.current,
+                                   "".join(traceback.format_exception(exc)))
+            raise failure_line(exc, stage=clock.current, warehouse=warehouse_path,
+                               run_id=run_id, log=log) from exc
 
-    t0 = time.perf_counter()
-    found = find_deliveries(inbox_path, settle_seconds)
-    manifests, deferred = land_all(found.ready, warehouse_path)
-    timings["landing"] = time.perf_counter() - t0
 
-    t0 = time.perf_counter()
-    unrecorded = [m for m in manifests if m.status == "rejected" and not m.content_sha256]
-    recorded = landed_manifests(warehouse_path) + unrecorded
-    emit(ProgressEvent("*", "*", "step", "quality gate on each site's delivery"))
-    held_back, gate_results = gate_sites(recorded, warehouse_path, run.run_id)
-    timings["gate"] = time.perf_counter() - t0
+def _refresh(inbox: Path, warehouse: Path, settle_seconds: float, force: bool, rekey: bool,
+             run_id: str, clock: StageClock) -> dict:
+    """The run itself, with the warehouse held (see `refresh`)."""
+    started = time.perf_counter()
+    fingerprint = key_fingerprint(load_key())
+    with clock.stage("start", timing=None):
+        cleared = clear_dead_runs(warehouse)
+        for note in cleared.notes():
+            get_run_logger().info(note)
+        state = current_state(inbox, fingerprint, settle_seconds)
+        if not force and not rekey and is_unchanged(warehouse, state):
+            emit(ProgressEvent("*", "*", "step", "nothing changed since the last publish"))
+            return {"unchanged": True, "published": str(published_path(warehouse))}
+        checked = preflight(inbox, warehouse, fingerprint, settle_seconds, rekey)
+        if checked.rekey.reland:
+            emit(ProgressEvent("*", "*", "step", f"re-keying: {len(checked.rekey.reland)} "
+                               "deliveries landed again with the new key"))
+        retire(warehouse, checked.rekey.retire)
+    run = RunInfo(run_id=run_id, started_at=datetime.now(UTC), inbox=str(inbox),
+                  key_fingerprint=fingerprint)
 
-    t0 = time.perf_counter()
-    emit(ProgressEvent("*", "*", "step", "building the warehouse file"))
-    built = build_warehouse(warehouse_path, recorded, run, held_back, gate_results)
-    timings["build"] = time.perf_counter() - t0
+    with clock.stage("landing"):
+        found = find_deliveries(inbox, settle_seconds)
+        manifests, deferred = land_all(found.ready, warehouse)
 
-    t0 = time.perf_counter()
-    run_dbt(built)
-    timings["dbt"] = time.perf_counter() - t0
+    with clock.stage("gate"):
+        unrecorded = [m for m in manifests if m.status == "rejected" and not m.content_sha256]
+        recorded = landed_manifests(warehouse) + unrecorded
+        refuse_mixed_keys(recorded, fingerprint)
+        emit(ProgressEvent("*", "*", "step", "quality gate on each site's delivery"))
+        held_back, gate_results = gate_sites(recorded, warehouse, run.run_id)
 
-    t0 = time.perf_counter()
-    mart_gate = gate_marts(built, run.run_id)
-    gate_results.append(mart_gate)
-    publish_quality_docs(gate_results, warehouse_path)
-    if not mart_gate.passed_errors:
-        raise RuntimeError(f"mart quality gate blocked the publish, nothing published: "
-                           f"{mart_gate.reason}")
-    timings["gate"] += time.perf_counter() - t0
+    issues = [(issue.folder, issue.reason) for issue in found.issues]
+    with clock.stage("build"):
+        emit(ProgressEvent("*", "*", "step", "building the warehouse file"))
+        built = build_warehouse(warehouse, recorded, run, held_back, gate_results, issues)
+    run_dir = built.parent
 
-    t0 = time.perf_counter()
-    published = publish_warehouse(built, warehouse_path)
-    timings["publish"] = time.perf_counter() - t0
+    with clock.stage("dbt"):
+        run_dbt(built)
 
-    t0 = time.perf_counter()
-    write_report(warehouse_path)
-    timings["report"] = time.perf_counter() - t0
-    shutil.rmtree(built.parent, ignore_errors=True)  # failed runs keep theirs, for debugging
-    timings["total"] = time.perf_counter() - started
+    with clock.stage("mart gate", timing="gate"):
+        mart_gate = gate_marts(built, run.run_id)
+        gate_results.append(mart_gate)
+        index = publish_quality_docs(gate_results, run_dir / DOCS_NAME / "data-docs")
+        if not mart_gate.passed_errors:
+            kept = keep_blocked_docs(index.parent, warehouse, run.run_id)
+            raise RuntimeError(f"the mart quality gate blocked the publish: {mart_gate.reason}"
+                               f"; this run's Data Docs: {kept / 'index.html'}")
 
-    summary = summarise(run.run_id, recorded, published, timings,
-                        waiting=[d.label for d in found.waiting], deferred=deferred,
-                        held_back=held_back, gates=gate_results)
-    report_run(summary)
-    if not found.waiting and not deferred:
-        write_state(warehouse_path, state)
+    with clock.stage("report"):
+        report = write_report(built, run.run_id)
+        mark_docs(run_dir / DOCS_NAME, run.run_id)
+
+    with clock.stage("publish"):
+        published = publish_warehouse(Bundle(built, report, run_dir / DOCS_NAME), warehouse)
+
+    with clock.stage("record", timing=None):
+        shutil.rmtree(run_dir, ignore_errors=True)  # failed runs' go at the next start
+        clock.timings["total"] = time.perf_counter() - started
+        summary = summarise(run.run_id, recorded, published, clock.timings,
+                            waiting=[d.label for d in found.waiting], deferred=deferred,
+                            held_back=held_back, gates=gate_results,
+                            inbox_issues=issues, retired=checked.rekey.retired_labels,
+                            relanded=checked.rekey.reland)
+        report_run(summary)
+        if not found.waiting and not deferred:
+            write_state(warehouse, state)
     emit(ProgressEvent("*", "*", "step", f"published {published}"))
     return summary.as_dict()
+
+
+def refuse_mixed_keys(recorded: list[Manifest], fingerprint: str) -> None:
+    """No publish mixes two keys: a delivery left with another key's pseudonyms (its
+    re-keying deferred by a transient error) stops the run before the build."""
+    stale = other_key(recorded, fingerprint)
+    if stale:
+        labels = ", ".join(f"{m.site_id}/{m.delivery_id}" for m in stale)
+        raise RuntimeError(f"{len(stale)} landed deliveries still carry another key's "
+                           f"pseudonyms (landing them again failed): {labels}; run again")
+
+
+def keep_blocked_docs(docs: Path, warehouse: Path, run_id: str) -> Path:
+    """A blocked run's Data Docs, where the operator reads why (next to the run's log)."""
+    kept = warehouse / LOGS_DIR / f"refresh-{run_id}-data-docs"
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(kept, ignore_errors=True)
+    docs.rename(kept)
+    return kept
+
+
+def mark_docs(docs: Path, run_id: str) -> None:
+    """`docs/_run.json`: which run the published docs belong to."""
+    docs.mkdir(parents=True, exist_ok=True)
+    (docs / "_run.json").write_text(json.dumps({"run_id": run_id}))

@@ -7,10 +7,10 @@ own Prefect profile.
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import shutil
-import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,7 +25,18 @@ from ivig_platform.landing.pseudonym import (
     load_key,
 )
 from ivig_platform.protocol.cli import app as protocol_app
+from ivig_platform.run_log import (
+    Terminal,
+    console_to_log,
+    log_path,
+    new_run_id,
+    run_log_handler,
+)
+from ivig_platform.warehouse.housekeeping import clear_dead_runs
+from ivig_platform.warehouse.outcome import RefreshFailed, failure_line
+from ivig_platform.warehouse.preflight import preflight
 from ivig_platform.warehouse.publish import published_path
+from ivig_platform.warehouse.run_lock import WarehouseBusy, run_lock
 from ivig_platform.warehouse.state import current_state, is_unchanged
 
 app = typer.Typer(
@@ -38,9 +49,18 @@ app.add_typer(protocol_app, name="protocol")
 
 DEMO_KEY_FILE = ".pseudonym_key"
 
+# Once a refresh's output goes to its log (`console_to_log`), the terminal streams: what
+# the CLI says itself (the live display, the last line) goes there.
+_terminal: Terminal | None = None
+
+
+def say(message: str, err: bool = False) -> None:
+    stream = None if _terminal is None else _terminal.err if err else _terminal.out
+    typer.echo(message, err=err, file=stream)
+
 
 def fail(message: str, code: int = 1) -> None:
-    typer.echo(f"error: {message}", err=True)
+    say(f"error: {message}", err=True)
     raise typer.Exit(code)
 
 
@@ -53,27 +73,36 @@ def configure_local_prefect(warehouse: Path) -> None:
     """
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    # Run logs stay at INFO for the Prefect UI; the terminal shows warnings and errors only,
-    # next to the live per-site display.
+    # Run logs stay at INFO for the Prefect UI and the run's log file; the console handler
+    # shows warnings and errors only (the CLI sends even those to the log file).
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
     if not os.environ.get("PREFECT_API_URL"):
         os.environ.setdefault("PREFECT_HOME", str((warehouse / ".prefect").resolve()))
         os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "CRITICAL")
-        os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
+        os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "300")
         os.environ.setdefault("PREFECT_UI_ENABLED", "false")
 
 
-def prepare_refresh(warehouse: Path) -> Callable[..., dict]:
+def prepare_refresh(warehouse: Path, tell: Callable[[str], None] | None = None
+                    ) -> Callable[..., dict]:
     """Everything a refresh process does before the flow runs; returns the flow.
 
     Prefect's temporary server (when no server is configured) is launched first and the
     heavy modules are imported in a thread, so both overlap the import of the flow: a
-    refresh spends its first ~10 s waiting for that server otherwise.
+    refresh spends its first ~10 s waiting for that server otherwise. A temporary-server
+    database left broken (by a full disk, say) is moved aside first; `tell` gets the line.
     """
-    from ivig_platform.orchestration.temporary_server import start_temporary_prefect_server
+    from ivig_platform.orchestration.temporary_server import (
+        reset_broken_database,
+        start_temporary_prefect_server,
+    )
 
     warehouse.mkdir(parents=True, exist_ok=True)
     configure_local_prefect(warehouse)
+    if not os.environ.get("PREFECT_API_URL"):
+        note = reset_broken_database(Path(os.environ["PREFECT_HOME"]))
+        if note and tell is not None:
+            tell(note)
     server = start_temporary_prefect_server()
     from flows.refresh import preload_in_background, refresh
 
@@ -84,8 +113,15 @@ def prepare_refresh(warehouse: Path) -> Callable[..., dict]:
 
 
 def run_refresh(inbox: Path, warehouse: Path, *, settle_seconds: float = 0,
-                force: bool = False, plans: list[Path] | None = None) -> dict:
-    """Run the refresh flow in this process with a live display; return its summary."""
+                force: bool = False, wait_seconds: float = 0, rekey: bool = False,
+                plans: list[Path] | None = None) -> dict:
+    """Run the refresh flow in this process with a live display; return its summary.
+
+    The order keeps the cheap answers cheap: the unchanged case is decided before
+    anything else (milliseconds on a quiet night), a second refresh of the warehouse is
+    refused (or waits) before Prefect starts, and so are a changed key, an impossible
+    re-keying and an empty inbox. Only then does the run's output go to its log file.
+    """
     if not inbox.is_dir():
         fail(f"inbox {inbox} is not a folder")
     plans = [p.resolve() for p in plans or []]
@@ -98,43 +134,86 @@ def run_refresh(inbox: Path, warehouse: Path, *, settle_seconds: float = 0,
         except (ProtocolError, OSError) as exc:
             fail(f"--plan: {exc}")
     try:
-        key = load_key()
+        fingerprint = key_fingerprint(load_key())
     except MissingKeyError as exc:
         fail(str(exc))
-    # The unchanged case is decided before Prefect starts: a quiet night costs milliseconds.
-    state = current_state(inbox, key_fingerprint(key), settle_seconds)
-    if not force and is_unchanged(warehouse, state):
-        return {"unchanged": True, "published": str(published_path(warehouse))}
+    state = current_state(inbox, fingerprint, settle_seconds)
+    unchanged = {"unchanged": True, "published": str(published_path(warehouse))}
+    if not force and not rekey and is_unchanged(warehouse, state):
+        return unchanged
+    try:
+        with run_lock(warehouse, wait_seconds):
+            # Waiting may have let the other run publish this very inbox.
+            if not force and not rekey and is_unchanged(warehouse, state):
+                return unchanged
+            for note in clear_dead_runs(warehouse).notes():
+                typer.echo(f"[refresh] note {note}")
+            preflight(inbox, warehouse, fingerprint, settle_seconds, rekey)
+            return _run_logged(inbox, warehouse, settle_seconds, force, rekey, plans)
+    except (WarehouseBusy, RefreshFailed) as exc:
+        fail(str(exc))
+    except Exception as exc:  # before Prefect started, e.g. a full disk: still one line
+        fail(str(failure_line(exc, stage="start", warehouse=warehouse, run_id=None, log=None)))
+    raise AssertionError("unreachable")  # pragma: no cover - fail() exits
+
+
+def _run_logged(inbox: Path, warehouse: Path, settle_seconds: float, force: bool,
+                rekey: bool, plans: list[Path]) -> dict:
+    """Prefect and the flow, with this process's output in the run's log file."""
     from ivig_platform.console import progress_display
 
-    try:
-        refresh = prepare_refresh(warehouse)
-    except RuntimeError as exc:  # the temporary server would not start
-        fail(f"refresh failed, nothing published: {exc}")
-    with progress_display(sys.stdout.isatty()):
+    run_id = new_run_id()
+    log = log_path(warehouse, run_id)
+    # Tracebacks and Prefect's logs go to the log file; even the console handler's
+    # warnings, which the flow's log handler records there already.
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
+    stage = "start"
+    global _terminal
+    _terminal = terminal = console_to_log(log)
+    with run_log_handler(log):
         try:
-            summary = refresh(inbox=str(inbox.resolve()), warehouse=str(warehouse.resolve()),
-                              settle_seconds=settle_seconds, force=force,
-                              plans=[str(p) for p in plans])
-        except Exception as exc:  # the flow's own failure, reported in one line
-            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            if "nothing published" not in reason:
-                reason = f"refresh failed, nothing published: {reason}"
-            fail(reason)
-    return summary
+            refresh = prepare_refresh(warehouse, tell=_note(terminal))
+            stage = "orchestration"  # Prefect's own calls, at any point of the run
+            with progress_display(terminal.out.isatty(), terminal.out):
+                return refresh(inbox=str(inbox.resolve()), warehouse=str(warehouse.resolve()),
+                               settle_seconds=settle_seconds, force=force, rekey=rekey,
+                               run_id=run_id, plans=[str(p) for p in plans])
+        except RefreshFailed:
+            raise
+        except Exception as exc:  # Prefect itself failed (server, API): still one line
+            logging.getLogger("ivig.cli").error("run %s failed during %s", run_id, stage,
+                                                exc_info=exc)
+            raise failure_line(exc, stage=stage, warehouse=warehouse, run_id=run_id,
+                               log=log) from exc
+
+
+def _note(terminal: Terminal) -> Callable[[str], None]:
+    def note(line: str) -> None:
+        print(f"[refresh] note {line}", file=terminal.out, flush=True)
+    return note
 
 
 def print_summary(summary: dict) -> None:
     if summary.get("unchanged"):
-        typer.echo(f"nothing changed since the last publish; {summary['published']} is current")
+        say(f"nothing changed since the last publish; {summary['published']} is current")
         return
-    typer.echo(
+    extra = ""
+    issues = summary.get("inbox_issues") or []
+    if issues:
+        extra += (f"; {len(issues)} inbox folder(s) not read (not a site id): "
+                  f"{', '.join(repr(i['folder']) for i in issues)}")
+    if summary.get("relanded") or summary.get("retired"):
+        extra += f"; re-keyed: {len(summary.get('relanded') or [])} deliveries landed again"
+        if summary.get("retired"):
+            extra += (f", {len(summary['retired'])} superseded without inbox files retired: "
+                      f"{', '.join(summary['retired'])}")
+    say(
         f"published {summary['published']}: {summary['accepted']} sites accepted, "
         f"{summary['superseded']} superseded, {summary['rejected']} rejected; "
         f"{summary['rows_landed']} rows landed, {summary['rows_quarantined']} quarantined; "
         f"{summary['held_back']} held back by the quality gate; checks failed: "
         f"{summary['checks']['error']['failed']} error, {summary['checks']['warn']['failed']} "
-        f"warn ({summary['timings'].get('total', 0):.1f} s)"
+        f"warn{extra} ({summary['timings'].get('total', 0):.1f} s)"
     )
 
 
@@ -145,18 +224,27 @@ def refresh(
     settle_seconds: Annotated[float, typer.Option(
         help="Take a delivery without a _READY marker only once unchanged this long.")] = 0,
     force: Annotated[bool, typer.Option(help="Rebuild even if nothing changed.")] = False,
+    wait: Annotated[float, typer.Option(
+        help="Wait up to SECONDS for another refresh of WAREHOUSE to end (default: do not "
+             "wait, exit 1 naming it).", metavar="SECONDS")] = 0,
+    rekey: Annotated[bool, typer.Option(
+        help="The pseudonymisation key has changed: land every delivery again with the new "
+             "key (refused, changing nothing, if a delivery in force has no inbox files).")
+    ] = False,
     plan: Annotated[list[Path] | None, typer.Option(
-        "--plan", help="An amendment file in force for this run (repeatable); its plan is "
-        "computed side by side in marts.mart_efficacy_by_plan.")] = None,
+        "--plan", metavar="FILE",
+        help="An amendment file in force for this run (repeatable); its plan is computed "
+             "side by side in marts.mart_efficacy_by_plan.")] = None,
 ) -> None:
     """Land every site's deliveries and publish WAREHOUSE/ivig.duckdb.
 
     Needs IVIG_PSEUDONYM_KEY in the environment. Exit code 0 when a warehouse was
     published (or nothing changed since the last publish), 1 with a one-line reason
-    otherwise.
+    otherwise; the last line always says what is live. Details (Prefect's logs,
+    tracebacks) go to WAREHOUSE/logs/refresh-<run_id>.log.
     """
     print_summary(run_refresh(inbox, warehouse, settle_seconds=settle_seconds, force=force,
-                              plans=plan))
+                              wait_seconds=wait, rekey=rekey, plans=plan))
 
 
 @app.command()
@@ -222,10 +310,18 @@ def status(
             "ORDER BY site_id, delivery_id"
         ).fetchall()
         built = con.execute("SELECT max(built_at) FROM quality.refresh_run").fetchone()[0]
+        has_issues = con.execute(
+            "SELECT count(*) FROM information_schema.tables "
+            "WHERE table_schema = 'quality' AND table_name = 'inbox_issue'"
+        ).fetchone()[0]
+        issues = con.execute("SELECT folder, reason FROM quality.inbox_issue ORDER BY folder"
+                             ).fetchall() if has_issues else []
     finally:
         con.close()
     today = datetime.now(UTC).date()
     status_table(rows, today=today, built=built, path=path)
+    for folder, reason in issues:
+        typer.echo(f"inbox folder {folder!r} not read: {reason}")
     for label, where in (("study report", warehouse / "report.html"),
                          ("dbt docs", warehouse / "docs" / "dbt" / "static_index.html"),
                          ("data docs (GX)", warehouse / "docs" / "data-docs" / "index.html")):
@@ -254,19 +350,22 @@ def rollback(
 ) -> None:
     """Re-publish an earlier version of WAREHOUSE/ivig.duckdb (kept under versions/).
 
-    The swap is the same atomic rename as a refresh: open read-only connections keep what
-    they had, new ones see the rolled-back file. The version that was current stays
-    among the versions, so a rollback can be undone with --to.
+    The swap is the same as a refresh's (file, report and docs together): open read-only
+    connections keep what they had, new ones see the rolled-back file. The version that
+    was current stays among the versions, so a rollback can be undone with --to. Refused
+    while a refresh of WAREHOUSE is running.
     """
-    from ivig_platform.warehouse.rollback import RollbackError, current_version
-    from ivig_platform.warehouse.rollback import rollback as roll_back
+    from ivig_platform.warehouse.rollback import RollbackError, roll_back
 
     try:
-        roll_back(warehouse, to=to)
+        done = roll_back(warehouse, to=to)
     except RollbackError as exc:
         fail(str(exc))
-    current = current_version(warehouse)
-    typer.echo(f"published {current.name if current else '?'} as {published_path(warehouse)}")
+    extras = ("with its report and docs" if done.with_report_and_docs else
+              f"(its report and docs were not kept: {warehouse / 'report.html'} and "
+              f"{warehouse / 'docs'} still describe the replaced file; `ivig report` "
+              "rewrites the report)")
+    typer.echo(f"published {done.version.name} as {published_path(warehouse)} {extras}")
 
 
 def main() -> None:  # pragma: no cover - console script entry

@@ -7,10 +7,13 @@ greppable.
 
 from __future__ import annotations
 
+import logging
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
+from typing import TextIO
 
 from rich.console import Console
 from rich.live import Live
@@ -33,13 +36,25 @@ def _progress_table(state: dict[tuple[str, str], ProgressEvent], step: str) -> T
     return table
 
 
+def plain_line(event: ProgressEvent) -> str:
+    where = "refresh" if event.site_id == "*" else f"{event.site_id}/{event.delivery_id}"
+    return f"[{where}] {event.stage} {event.detail}".rstrip()
+
+
+_log = logging.getLogger("ivig.progress")
+_log.setLevel(logging.INFO)  # into the run's log even where the root logger says WARNING
+
+
 @contextmanager
-def progress_display(live: bool) -> Iterator[None]:
-    """Listen to refresh events for the duration of the block."""
+def progress_display(live: bool, stream: TextIO | None = None) -> Iterator[None]:
+    """Listen to refresh events for the duration of the block, showing them on `stream`
+    (default stdout) and recording each in the run's log as a plain line."""
+    stream = stream or sys.stdout
     if not live:
         def plain(event: ProgressEvent) -> None:
-            where = "refresh" if event.site_id == "*" else f"{event.site_id}/{event.delivery_id}"
-            print(f"[{where}] {event.stage} {event.detail}".rstrip(), flush=True)
+            line = plain_line(event)
+            print(line, file=stream, flush=True)
+            _log.info(line)
 
         set_listener(plain)
         try:
@@ -50,8 +65,10 @@ def progress_display(live: bool) -> Iterator[None]:
 
     state: dict[tuple[str, str], ProgressEvent] = {}
     step = ["starting (Prefect's local server takes a few seconds)"]
-    with Live(_progress_table(state, step[0]), refresh_per_second=8, transient=False) as view:
+    with Live(_progress_table(state, step[0]), refresh_per_second=8, transient=False,
+              console=Console(file=stream)) as view:
         def update(event: ProgressEvent) -> None:
+            _log.info(plain_line(event))
             if event.site_id == "*":
                 step[0] = event.detail
             else:

@@ -52,9 +52,7 @@ UNRELATED: dict[tuple[str, str], str] = {
         "age_at_index plausibility bound in years, not the freshness threshold",
     ("dbt_project/seeds/terminology/adverse_event_terms.csv", "cutanea"):
         "part of the adverse-event term 'erupcion cutanea', not the indication spelling",
-    ("ivig_platform/cli.py", "90"): "Prefect server start-up timeout, seconds",
-    ("ivig_platform/orchestration/temporary_server.py", "90"):
-        "Prefect server start-up timeout, seconds",
+    ("ivig_platform/run_log.py", "30"): "how many run logs are kept",
     ("ivig_platform/orchestration/processes.py", "180"): "server start-up timeout, seconds",
     ("ivig_platform/orchestration/processes.py", "60"): "lines of a log tail",
     ("ivig_platform/orchestration/processes.py", "200"): "HTTP status OK",

@@ -125,3 +125,19 @@ def test_a_published_file_outside_versions_is_kept_when_replaced(three_published
     rollback(three_published)
     assert published_mark(three_published) == 3  # the newest kept version
     assert len(list_versions(three_published)) == 4  # the foreign file is kept too
+
+
+def test_after_a_rollback_the_next_refresh_is_not_nothing_changed(three_published: Path,
+                                                                  tmp_path: Path):
+    """The no-change state speaks of the file it was computed for (issue 10, point 9)."""
+    from ivig_platform.warehouse.state import current_state, is_unchanged, write_state
+
+    inbox = tmp_path / "inbox"
+    (inbox / "hu-test" / "2026-11-01").mkdir(parents=True)
+    state = current_state(inbox, "fingerprint", 0)
+    write_state(three_published, state)  # what the refresh of version 3 recorded
+    assert is_unchanged(three_published, state)
+    rollback(three_published)
+    assert not is_unchanged(three_published, state)  # version 2 is not what it was built from
+    rollback(three_published, to=list_versions(three_published)[-1].stem)
+    assert is_unchanged(three_published, state)  # version 3 again: the same file

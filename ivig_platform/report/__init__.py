@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tempfile
 from datetime import UTC, datetime
@@ -40,6 +41,7 @@ __all__ = [
     "is_small",
     "mask_count",
     "read_warehouse",
+    "render_build_report",
     "render_report",
     "render_warehouse_report",
 ]
@@ -78,15 +80,8 @@ def build_html(
     )
 
 
-def render_report(database: Path, output: Path, *, published_figures: bool = True) -> Path:
-    """Write the study report of ``database`` (a published DuckDB file) to ``output``.
-
-    The file is written next to ``output`` and renamed over it, so a reader never sees a
-    half-written report. ``published_figures`` adds the comparison with protocol §1.
-    Returns ``output``.
-    """
-    database, output = Path(database), Path(output)
-    html = build_html(read_warehouse(database), published_figures=published_figures)
+def _write_atomically(html: str, output: Path) -> Path:
+    """Written next to ``output`` and renamed over it: a reader never sees half a report."""
     output.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent)
     try:
@@ -100,9 +95,37 @@ def render_report(database: Path, output: Path, *, published_figures: bool = Tru
     return output
 
 
+def render_report(database: Path, output: Path, *, published_figures: bool = True) -> Path:
+    """Write the study report of ``database`` (a published DuckDB file) to ``output``.
+
+    The file is written next to ``output`` and renamed over it, so a reader never sees a
+    half-written report. ``published_figures`` adds the comparison with protocol §1.
+    Returns ``output``.
+    """
+    database, output = Path(database), Path(output)
+    html = build_html(read_warehouse(database), published_figures=published_figures)
+    return _write_atomically(html, output)
+
+
+def render_build_report(database: Path, output: Path, *, published_name: str, run_id: str,
+                        published_figures: bool = True) -> Path:
+    """The report of a run's build file, written to ``output`` before the publish.
+
+    The refresh renders the report from the file it is about to publish, so the report
+    and the published file always come from the same run (they are swapped in together).
+    The report names the file as analysts will open it (``published_name``), and carries
+    the run's id in an HTML comment (``<!-- ivig run: … -->``) so anyone can check which
+    run made it.
+    """
+    database, output = Path(database), Path(output)
+    data = dataclasses.replace(read_warehouse(database), database_name=published_name)
+    html = build_html(data, published_figures=published_figures)
+    return _write_atomically(f"{html.rstrip()}\n<!-- ivig run: {run_id} -->\n", output)
+
+
 def render_warehouse_report(warehouse: Path, *, published_figures: bool = True) -> Path:
-    """``WAREHOUSE/report.html`` from the published ``WAREHOUSE/ivig.duckdb``; for the
-    refresh flow (after each publish) and ``ivig report --warehouse DIR``."""
+    """``WAREHOUSE/report.html`` from the published ``WAREHOUSE/ivig.duckdb``; for
+    ``ivig report --warehouse DIR`` (the refresh uses ``render_build_report``)."""
     from ivig_platform.warehouse.publish import published_path
 
     warehouse = Path(warehouse)

@@ -33,11 +33,17 @@ SITE_DELIVERY_SCHEMA: dict[str, pl.DataType] = {
 }
 
 
+INBOX_ISSUE_SCHEMA: dict[str, pl.DataType] = {"folder": pl.Utf8(), "reason": pl.Utf8()}
+
+
 @dataclass(frozen=True)
 class RunInfo:
     run_id: str
     started_at: datetime
     inbox: str
+    # Which key the run's pseudonyms are made with (never the key itself): a later run with
+    # another key is refused (warehouse/keys.py).
+    key_fingerprint: str = ""
 
 
 def delivery_status(manifests: list[Manifest],
@@ -106,8 +112,13 @@ def in_force(manifests: list[Manifest],
 
 def build_database(path: Path, warehouse: Path, manifests: list[Manifest], run: RunInfo,
                    held_back: dict[tuple[str, str], str] | None = None,
-                   check_results: pl.DataFrame | None = None) -> pl.DataFrame:
-    """Write schemas `landed` and `quality` into a new DuckDB file; return site_delivery."""
+                   check_results: pl.DataFrame | None = None,
+                   inbox_issues: list[tuple[str, str]] | None = None) -> pl.DataFrame:
+    """Write schemas `landed` and `quality` into a new DuckDB file; return site_delivery.
+
+    `inbox_issues`: (folder, reason) of the inbox folders that could not be read as sites,
+    kept as `quality.inbox_issue` for `ivig status` and the analysts.
+    """
     status = delivery_status(manifests, held_back)
     accepted = status.filter(pl.col("status") == "accepted")
     landed_dirs = [
@@ -135,10 +146,16 @@ def build_database(path: Path, warehouse: Path, manifests: list[Manifest], run: 
             con.register("check_result_frame", check_results)
             con.execute("CREATE TABLE quality.check_result AS SELECT * FROM check_result_frame")
             con.unregister("check_result_frame")
+        issues = pl.DataFrame(inbox_issues or [], schema=INBOX_ISSUE_SCHEMA, orient="row")
+        con.register("inbox_issue_frame", issues)
+        con.execute("CREATE TABLE quality.inbox_issue AS SELECT * FROM inbox_issue_frame")
+        con.unregister("inbox_issue_frame")
         con.execute(
             "CREATE TABLE quality.refresh_run AS SELECT $run_id AS run_id, "
-            "$started::TIMESTAMPTZ AS started_at, now() AS built_at, $inbox AS inbox",
-            {"run_id": run.run_id, "started": run.started_at, "inbox": run.inbox},
+            "$started::TIMESTAMPTZ AS started_at, now() AS built_at, $inbox AS inbox, "
+            "$key AS key_fingerprint",
+            {"run_id": run.run_id, "started": run.started_at, "inbox": run.inbox,
+             "key": run.key_fingerprint},
         )
         con.execute("CHECKPOINT")
     finally:

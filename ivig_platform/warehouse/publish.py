@@ -1,30 +1,56 @@
-"""Publishing a built DuckDB file where analysts read it, atomically.
+"""Publishing what a run built where analysts read it: the file, the report and the docs.
 
-`os.replace` on the same filesystem swaps the directory entry in one step: an analyst
+`os.replace` on the same filesystem swaps a directory entry in one step: an analyst
 holding the old file open keeps reading the old inode, a new connection sees the new
-file, and nobody ever sees half a refresh. The previous files stay hard-linked under
-`versions/` for rollback.
+file, and nobody ever sees half a refresh. A run publishes three things — `ivig.duckdb`,
+`report.html` and `docs/` (dbt docs and Data Docs) — and they must always belong to the
+same run, so they are swapped together as one small transaction:
+
+1. everything is built beforehand in the run's folder `.build/<run>/`;
+2. a journal is written naming what comes next: the versions kept for rollback
+   (`versions/ivig-<stamp>.duckdb`, its report and docs under
+   `versions/ivig-<stamp>.extras/`) and hard links of the old files under
+   `.build/<run>/previous/`; then these are made;
+3. the three are swapped into place; if any swap fails, the journal is played back and
+   what was already replaced is put back;
+4. the journal is removed: the publish is done.
+
+A run killed during step 3 leaves its journal: the next run (or rollback) plays it back
+under the run lock before anything else (`recover_interrupted_publish`), so a kill can
+leave the three mismatched only until the next start, and never loses the previous ones.
 """
 
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 PUBLISHED_NAME = "ivig.duckdb"
+REPORT_NAME = "report.html"
+DOCS_NAME = "docs"
 KEEP_VERSIONS = 3
 VERSIONS_DIR = "versions"
 VERSION_GLOB = "ivig-*.duckdb"
+EXTRAS_SUFFIX = ".extras"  # versions/ivig-<stamp>.extras/{report.html,docs/}
 STAMP_FORMAT = "%Y%m%dT%H%M%S%fZ"  # version names sort by the time they were published
+BUILD_DIR = ".build"
+JOURNAL = "publish.journal"
+PREVIOUS = "previous"
 
 
 def published_path(warehouse: Path) -> Path:
     return warehouse / PUBLISHED_NAME
+
+
+def run_folder(warehouse: Path, run_id: str) -> Path:
+    return warehouse / BUILD_DIR / run_id
 
 
 def build_path(warehouse: Path, run_id: str) -> Path:
@@ -32,7 +58,7 @@ def build_path(warehouse: Path, run_id: str) -> Path:
     the file, and a stable name lets a refresh reuse the previous one's parse."""
     # Named as the published file: dbt-duckdb names the catalog after the file, and the dbt
     # docs then name every relation as analysts find it (ivig.marts.dim_patient).
-    return warehouse / ".build" / run_id / PUBLISHED_NAME
+    return run_folder(warehouse, run_id) / PUBLISHED_NAME
 
 
 @contextmanager
@@ -47,30 +73,166 @@ def publish_lock(warehouse: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+@dataclass(frozen=True)
+class Bundle:
+    """What one run publishes together; `report` and `docs` may be absent."""
+
+    database: Path
+    report: Path | None = None
+    docs: Path | None = None
+
+    def items(self) -> list[tuple[Path, str]]:
+        return [(path, name) for path, name in ((self.database, PUBLISHED_NAME),
+                                                (self.report, REPORT_NAME),
+                                                (self.docs, DOCS_NAME)) if path is not None]
+
+
+def _fsync_write(path: Path, text: str) -> None:
+    with path.open("w") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def link_tree(source: Path, target: Path) -> None:
+    """A copy of a folder made of hard links: free in space, immune to later renames."""
+    shutil.copytree(source, target, copy_function=os.link)
+
+
+def _remove_created(journal: dict) -> None:
+    for created in journal["created"]:
+        path = Path(created)
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def _prepare(bundle: Bundle, warehouse: Path, stage: Path, stamp: str,
+             keep_version: bool) -> None:
+    """Step 2: the journal first (so a kill at any later point can be played back), then
+    the version links and the undo links it names."""
+    previous = stage / PREVIOUS
+    shutil.rmtree(previous, ignore_errors=True)
+    previous.mkdir(parents=True)
+    versions = warehouse / VERSIONS_DIR
+    version = versions / f"ivig-{stamp}.duckdb"
+    extras = versions / f"ivig-{stamp}{EXTRAS_SUFFIX}"
+    with_extras = keep_version and (bundle.report is not None or bundle.docs is not None)
+    items = [(source, name, warehouse / name) for source, name in bundle.items()]
+    journal = {
+        "created": [str(version)] * keep_version + [str(extras)] * with_extras,
+        "items": [{"name": name, "new_ino": source.stat().st_ino,
+                   "had_previous": target.exists(), "folder": source.is_dir()}
+                  for source, name, target in items],
+    }
+    _fsync_write(stage / JOURNAL, json.dumps(journal))
+    if keep_version:
+        versions.mkdir(parents=True, exist_ok=True)
+        os.link(bundle.database, version)
+    if with_extras:
+        extras.mkdir()
+        if bundle.report is not None:
+            os.link(bundle.report, extras / REPORT_NAME)
+        if bundle.docs is not None:
+            link_tree(bundle.docs, extras / DOCS_NAME)
+    for _, name, target in items:
+        if target.exists() and not target.is_dir():
+            os.link(target, previous / name)
+
+
+def _swap(bundle: Bundle, warehouse: Path, stage: Path) -> None:
+    """Step 3: the renames. Folders cannot be renamed over, so the old one steps aside."""
+    for source, name in bundle.items():
+        target = warehouse / name
+        if source.is_dir():
+            if target.exists():
+                target.rename(stage / PREVIOUS / name)
+            source.rename(target)
+        else:
+            if name == PUBLISHED_NAME:
+                # A write-ahead log left by some writer belongs to the old file.
+                wal = target.with_name(target.name + ".wal")
+                if wal.exists():
+                    os.replace(wal, stage / PREVIOUS / wal.name)
+            os.replace(source, target)
+
+
+def _play_back(warehouse: Path, stage: Path) -> None:
+    """Undo a publish from its journal: put every replaced item back, drop what it made.
+
+    Safe at any point of `_swap` (and after it): an item is restored only if the one in
+    place is the run's new one (same inode as recorded), so playing back twice is harmless.
+    """
+    journal = json.loads((stage / JOURNAL).read_text())
+    previous = stage / PREVIOUS
+    for item in reversed(journal["items"]):
+        target, kept = warehouse / item["name"], previous / item["name"]
+        swapped = target.exists() and target.stat().st_ino == item["new_ino"]
+        if item["folder"]:
+            if swapped:
+                shutil.rmtree(target)
+            if kept.exists() and not target.exists():
+                kept.rename(target)
+        elif swapped:
+            if kept.exists():
+                os.replace(kept, target)
+            elif not item["had_previous"]:
+                target.unlink()
+        if item["name"] == PUBLISHED_NAME:
+            wal = previous / (PUBLISHED_NAME + ".wal")
+            if wal.exists():
+                os.replace(wal, warehouse / wal.name)
+    _remove_created(journal)
+    (stage / JOURNAL).unlink()
+
+
+def recover_interrupted_publish(warehouse: Path) -> list[str]:
+    """Play back the journal of every publish that was killed half-way; return the runs.
+
+    Called with the run lock held, before a run touches anything.
+    """
+    journals = sorted((warehouse / BUILD_DIR).glob(f"*/{JOURNAL}"))
+    if not journals:
+        return []
+    with publish_lock(warehouse):
+        for journal in journals:
+            _play_back(warehouse, journal.parent)
+    return [journal.parent.name for journal in journals]
+
+
+def prune_versions(warehouse: Path, keep: int = KEEP_VERSIONS) -> None:
+    versions = warehouse / VERSIONS_DIR
+    for old in sorted(versions.glob(VERSION_GLOB))[:-keep]:
+        old.unlink()
+        shutil.rmtree(old.with_name(old.stem + EXTRAS_SUFFIX), ignore_errors=True)
+
+
+def swap_in(bundle: Bundle, warehouse: Path, stage: Path, *, keep_version: bool,
+            stamp: str | None = None) -> None:
+    """Publish `bundle` as one transaction (see the module); the caller holds the lock."""
+    stamp = stamp or datetime.now(UTC).strftime(STAMP_FORMAT)
+    stage.mkdir(parents=True, exist_ok=True)
+    try:
+        _prepare(bundle, warehouse, stage, stamp, keep_version)
+        _swap(bundle, warehouse, stage)
+    except BaseException:
+        if (stage / JOURNAL).exists():
+            _play_back(warehouse, stage)
+        raise
+    (stage / JOURNAL).unlink()
+
+
+def publish_bundle(bundle: Bundle, warehouse: Path, keep: int = KEEP_VERSIONS) -> Path:
+    """Swap the run's file, report and docs into place together, keeping `keep` versions."""
+    stage = bundle.database.parent
+    with publish_lock(warehouse):
+        swap_in(bundle, warehouse, stage, keep_version=True)
+        prune_versions(warehouse, keep)
+    shutil.rmtree(stage / PREVIOUS, ignore_errors=True)
+    return published_path(warehouse)
+
+
 def publish(built: Path, warehouse: Path, keep: int = KEEP_VERSIONS) -> Path:
     """Rename `built` over the published file, keeping the last `keep` versions."""
-    target = published_path(warehouse)
-    versions = warehouse / VERSIONS_DIR
-    with publish_lock(warehouse):
-        versions.mkdir(parents=True, exist_ok=True)
-        stamp = datetime.now(UTC).strftime(STAMP_FORMAT)
-        os.link(built, versions / f"ivig-{stamp}.duckdb")
-        # A write-ahead log left by some writer belongs to the old file, not the new one.
-        target.with_name(target.name + ".wal").unlink(missing_ok=True)
-        os.replace(built, target)
-        for old in sorted(versions.glob(VERSION_GLOB))[:-keep]:
-            old.unlink()
-    return target
-
-
-def replace_folder(source: Path, target: Path) -> None:
-    """Swap a generated site (docs) into place: the old one goes only once the new is in."""
-    if not source.is_dir():
-        return
-    target.parent.mkdir(parents=True, exist_ok=True)
-    old = target.with_name(target.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    if target.exists():
-        target.rename(old)
-    shutil.move(str(source), str(target))
-    shutil.rmtree(old, ignore_errors=True)
+    return publish_bundle(Bundle(built), warehouse, keep)

@@ -1,28 +1,45 @@
 """Putting an earlier published warehouse back in place, the same atomic way.
 
 `publish` keeps every published file hard-linked under `WAREHOUSE/versions/` (the last
-`KEEP_VERSIONS`), named `ivig-<UTC time of publishing>.duckdb`, so the file analysts
-open is always one of the versions. Rolling back links the chosen version to a scratch
-name on the same filesystem and renames that over `ivig.duckdb`: analysts with the file
-open keep reading what they had, new connections see the rolled-back data, and the
-version that was current stays among the versions, so a rollback can itself be undone
-with `--to`.
+`KEEP_VERSIONS`), named `ivig-<UTC time of publishing>.duckdb`, with the report and docs
+published with it under `ivig-<stamp>.extras/`, so the file analysts open is always one
+of the versions. Rolling back links the chosen version to scratch names on the same
+filesystem and swaps them in with the publish's own transaction (file, report and docs
+together): analysts with the file open keep reading what they had, new connections see
+the rolled-back data, and the version that was current stays among the versions, so a
+rollback can itself be undone with `--to`. A version published before its report and docs
+were kept rolls back the file only, and says so.
+
+A rollback never runs while a refresh holds the warehouse (`run_lock`): it refuses at
+once, naming the refresh, rather than waiting behind a run that may take minutes and
+then publish over it anyway.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from ivig_platform.warehouse.publish import (
+    BUILD_DIR,
+    DOCS_NAME,
+    EXTRAS_SUFFIX,
+    REPORT_NAME,
     STAMP_FORMAT,
     VERSION_GLOB,
     VERSIONS_DIR,
+    Bundle,
+    link_tree,
     publish_lock,
     published_path,
+    recover_interrupted_publish,
+    swap_in,
 )
+from ivig_platform.warehouse.run_lock import WarehouseBusy, run_lock
 
 
 class RollbackError(RuntimeError):
@@ -56,22 +73,41 @@ def _named(versions: list[Path], name: str) -> Path:
     raise RollbackError(f"no kept version named {name!r} (kept: {available})")
 
 
+@dataclass(frozen=True)
+class RolledBack:
+    version: Path
+    with_report_and_docs: bool
+
+
 def rollback(warehouse: Path, to: str | None = None) -> Path:
     """Re-publish an earlier version of WAREHOUSE/ivig.duckdb.
 
     Without --to, the version published before the current one; with --to NAME, that
     kept version (NAME as listed under WAREHOUSE/versions/, with or without `.duckdb`,
     e.g. ivig-20261124T020312123456Z), which may also be newer than the current one.
-    The swap is one atomic rename: analysts with the file open are not disturbed, and
-    the replaced version stays kept, so a rollback can be undone. Only the last 3
+    The file, its report and its docs are swapped in together (see `publish`): analysts
+    with the file open are not disturbed, and the replaced version stays kept, so a
+    rollback can be undone. Only the last 3
     published versions are kept (the next refresh prunes the oldest).
     """
+    roll_back(warehouse, to)
+    return published_path(Path(warehouse))
+
+
+def roll_back(warehouse: Path, to: str | None = None) -> RolledBack:
+    """`rollback`, saying which version went in and whether its report and docs did."""
     warehouse = Path(warehouse)
-    with publish_lock(warehouse):
-        return _rollback(warehouse, to)
+    try:
+        with run_lock(warehouse, command="rollback"):
+            recover_interrupted_publish(warehouse)
+            with publish_lock(warehouse):
+                return _rollback(warehouse, to)
+    except WarehouseBusy as busy:
+        raise RollbackError(f"{busy}: nothing rolled back; roll back once it has ended "
+                            "(it may publish over a rollback anyway)") from busy
 
 
-def _rollback(warehouse: Path, to: str | None) -> Path:
+def _rollback(warehouse: Path, to: str | None) -> RolledBack:
     target = published_path(warehouse)
     versions = list_versions(warehouse)
     if not versions:
@@ -95,12 +131,19 @@ def _rollback(warehouse: Path, to: str | None) -> Path:
         # named by its modification time like the versions publish keeps.
         stamp = datetime.fromtimestamp(target.stat().st_mtime, UTC).strftime(STAMP_FORMAT)
         os.link(target, versions_dir(warehouse) / f"ivig-{stamp}.duckdb")
-    scratch = warehouse / ".build" / f"rollback-{uuid.uuid4().hex}.duckdb"
-    scratch.parent.mkdir(parents=True, exist_ok=True)
-    os.link(chosen, scratch)
+    extras = chosen.with_name(chosen.stem + EXTRAS_SUFFIX)
+    report, docs = extras / REPORT_NAME, extras / DOCS_NAME
+    stage = warehouse / BUILD_DIR / f"rollback-{uuid.uuid4().hex}"
+    stage.mkdir(parents=True)
     try:
-        os.replace(scratch, target)
-    except BaseException:
-        scratch.unlink(missing_ok=True)
-        raise
-    return target
+        os.link(chosen, stage / chosen.name)
+        if report.exists():
+            os.link(report, stage / REPORT_NAME)
+        if docs.is_dir():
+            link_tree(docs, stage / DOCS_NAME)
+        scratch = Bundle(stage / chosen.name, stage / REPORT_NAME if report.exists() else None,
+                         stage / DOCS_NAME if docs.is_dir() else None)
+        swap_in(scratch, warehouse, stage, keep_version=False)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    return RolledBack(chosen, scratch.report is not None)

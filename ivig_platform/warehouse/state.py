@@ -6,6 +6,11 @@ fingerprint of the inbox (file names, sizes, modification times) and of the plat
 own code with the one recorded at the last publish costs milliseconds. Any difference —
 a new delivery, a touched file, a code or key change — runs the full refresh, whose
 per-delivery content hashes then decide what really needs landing.
+
+The state describes the file it was computed for (size and modification time of
+`ivig.duckdb` right after the publish): after `ivig rollback` puts an older file
+in place, or anyone replaces it, the published file is not the one the state speaks of,
+and the next refresh runs instead of saying "nothing changed".
 """
 
 from __future__ import annotations
@@ -14,7 +19,10 @@ import hashlib
 import json
 from pathlib import Path
 
+from ivig_platform.warehouse.publish import PUBLISHED_NAME
+
 STATE_FILE = "_last_refresh.json"
+PUBLISHED_KEY = "published_file"
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 CODE_FOLDERS = ("ivig_platform", "flows", "dbt_project", "expectations", "protocol")
 CODE_SUFFIXES = {".py", ".sql", ".yml", ".yaml", ".csv", ".json", ".md"}
@@ -58,13 +66,30 @@ def read_state(warehouse: Path) -> dict[str, str] | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
+def published_identity(warehouse: Path) -> str | None:
+    """Which file is published now: size and modification time (nanoseconds).
+
+    Each build writes its file at its own moment, so a publish or a rollback changes
+    this; a copy of the warehouse that keeps times (`cp -a`, a restored backup) does not,
+    and is rightly still "unchanged". (The inode would not survive such a copy.)
+    """
+    try:
+        stat = (warehouse / PUBLISHED_NAME).stat()
+    except FileNotFoundError:
+        return None
+    return f"{stat.st_size}:{stat.st_mtime_ns}"
+
+
 def write_state(warehouse: Path, state: dict[str, str]) -> None:
+    """Record `state` as what the file published right now was built from."""
     path = warehouse / STATE_FILE
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(state, indent=2))
+    tmp.write_text(json.dumps({**state, PUBLISHED_KEY: published_identity(warehouse)},
+                              indent=2))
     tmp.replace(path)
 
 
 def is_unchanged(warehouse: Path, state: dict[str, str]) -> bool:
-    """True when the published file was built from exactly this inbox, code and key."""
-    return (warehouse / "ivig.duckdb").exists() and read_state(warehouse) == state
+    """True when the published file is the one built from exactly this inbox, code and key."""
+    identity = published_identity(warehouse)
+    return identity is not None and read_state(warehouse) == {**state, PUBLISHED_KEY: identity}

@@ -19,6 +19,9 @@ class RefreshSummary:
     deferred: list[str] = field(default_factory=list)
     held_back: int = 0
     checks: dict[str, dict[str, int]] = field(default_factory=dict)
+    inbox_issues: list[dict[str, str]] = field(default_factory=list)  # folder, reason
+    retired: list[str] = field(default_factory=list)  # re-keying: superseded, no inbox files
+    relanded: list[str] = field(default_factory=list)  # re-keying: landed with the new key
 
     def count(self, status: str) -> int:
         return sum(1 for d in self.deliveries if d["status"] == status)
@@ -67,6 +70,14 @@ class RefreshSummary:
         if rejected:
             lines += ["", "## Rejected deliveries", ""]
             lines += [f"- `{d['site_id']}/{d['delivery_id']}`: {d['reason']}" for d in rejected]
+        if self.inbox_issues:
+            lines += ["", "## Inbox folders that are not sites (not read)", ""]
+            lines += [f"- `{i['folder']}`: {i['reason']}" for i in self.inbox_issues]
+        if self.relanded or self.retired:
+            lines += ["", "## Re-keying", "",
+                      f"{len(self.relanded)} deliveries landed again with the new key."]
+            lines += [f"- `{label}`: superseded and without inbox files, moved out of the "
+                      "landing to `retired/` (not re-keyed)" for label in self.retired]
         return "\n".join(lines)
 
     def as_dict(self) -> dict:
@@ -84,6 +95,9 @@ class RefreshSummary:
             "waiting": self.waiting,
             "deferred": self.deferred,
             "deliveries": self.delivery_rows(),
+            "inbox_issues": self.inbox_issues,
+            "retired": self.retired,
+            "relanded": self.relanded,
         }
 
 
@@ -91,7 +105,9 @@ def summarise(run_id: str, manifests: list[Manifest], published: Path,
               timings: dict[str, float], waiting: list[str] | None = None,
               deferred: list[str] | None = None,
               held_back: dict[tuple[str, str], str] | None = None,
-              gates: list | None = None) -> RefreshSummary:
+              gates: list | None = None, inbox_issues: list[tuple[str, str]] | None = None,
+              retired: list[str] | None = None,
+              relanded: list[str] | None = None) -> RefreshSummary:
     status = delivery_status(manifests, held_back)
     checks = {"error": [0, 0], "warn": [0, 0]}
     for gate in gates or []:
@@ -107,4 +123,7 @@ def summarise(run_id: str, manifests: list[Manifest], published: Path,
         deferred=deferred or [],
         held_back=len(held_back or {}),
         checks={k: {"run": v[0], "failed": v[1]} for k, v in checks.items()},
+        inbox_issues=[{"folder": f, "reason": r} for f, r in inbox_issues or []],
+        retired=retired or [],
+        relanded=relanded or [],
     )
