@@ -34,6 +34,7 @@ from ivig_platform.landing.discovery import Discovery, discover_settled
 from ivig_platform.landing.land import Delivery, Manifest, land_delivery, landed_manifests
 from ivig_platform.landing.pseudonym import KEY_VARIABLE, key_fingerprint, load_key
 from ivig_platform.progress import ProgressEvent, announce_final_states, emit, landed_detail
+from ivig_platform.protocol.in_force import run_under
 from ivig_platform.run_log import LOGS_DIR, log_path, new_run_id, run_log_handler
 from ivig_platform.states import ACCEPTED, DEFERRED, HELD_BACK, LANDED, REJECTED
 from ivig_platform.warehouse.build import RunInfo, build_database, delivery_status
@@ -66,7 +67,6 @@ HEAVY_MODULES = (
     "ivig_platform.quality",
     "ivig_platform.quality.cache",
     "ivig_platform.modeling",
-    "ivig_platform.warehouse.stats_step",
     "ivig_platform.report",
 )
 
@@ -274,15 +274,6 @@ def run_dbt(built: Path) -> DbtOutcome:
     return outcome
 
 
-@task(name="compute-stats", timeout_seconds=1800)
-def compute_stats(built: Path) -> dict[str, int]:
-    """mart_efficacy and mart_safety (protocol §7) from the marts dbt just built."""
-    from ivig_platform.warehouse.stats_step import write_stats_marts
-
-    emit(ProgressEvent("*", "*", "step", "stats: efficacy and safety marts"))
-    return write_stats_marts(built)
-
-
 @task(name="record-inputs", timeout_seconds=1800, cache_policy=NO_CACHE)
 def record_inputs(built: Path, warehouse: Path, manifests: list[Manifest],
                   held_back: dict[tuple[str, str], str], gate_results: list[GateResult],
@@ -394,7 +385,8 @@ def land_all(deliveries: list[Delivery], warehouse: Path) -> tuple[list[Manifest
     timeout_seconds=4 * 3600,
 )
 def refresh(inbox: str, warehouse: str, settle_seconds: float = 0, force: bool = False,
-            wait_seconds: float = 0, rekey: bool = False, run_id: str = "") -> dict:
+            wait_seconds: float = 0, rekey: bool = False, run_id: str = "",
+            plans: list[str] | None = None) -> dict:
     """Land every site's deliveries from `inbox` and publish `warehouse/ivig.duckdb`.
 
     `settle_seconds`: a delivery folder without `_READY` is taken only once nothing in it
@@ -403,7 +395,11 @@ def refresh(inbox: str, warehouse: str, settle_seconds: float = 0, force: bool =
     end before giving up. `rekey`: land every delivery again with a new pseudonymisation
     key (refused when a delivery in force has no inbox files; see warehouse/keys.py).
     `run_id`: the run's name, for its build folder and `WAREHOUSE/logs/refresh-<run_id>.log`
-    (the CLI passes the one it logs under; empty = a new one).
+    (the CLI passes the one it logs under; empty = a new one). `plans`: amendment files in
+    force for this run besides those of `protocol/amendments/` (`ivig refresh --plan
+    FILE`); every step (landing, the gates, dbt and its stats marts, the report) works under
+    the protocol they make, and each plan is computed side by side in
+    `marts.mart_efficacy_by_plan`.
 
     A failure raises `RefreshFailed`: one line saying what failed, whether anything was
     published and which run is live, and naming the log.
@@ -417,7 +413,8 @@ def refresh(inbox: str, warehouse: str, settle_seconds: float = 0, force: bool =
     warehouse_path.mkdir(parents=True, exist_ok=True)
     with run_log_handler(log):
         try:
-            with run_lock(warehouse_path, wait_seconds):
+            with run_lock(warehouse_path, wait_seconds), \
+                    run_under([Path(f) for f in plans or []]):
                 return _refresh(inbox_path, warehouse_path, settle_seconds, force, rekey,
                                 run_id, clock)
         except WarehouseBusy as busy:
@@ -485,11 +482,9 @@ def _refresh(inbox: Path, warehouse: Path, settle_seconds: float, force: bool, r
             raise RuntimeError(f"the mart quality gate blocked the publish: {mart_gate.reason}"
                                f"; this run's Data Docs: {kept / 'index.html'}")
 
-    with clock.stage("stats"):
-        compute_stats(built)
-        record = record_run(built, warehouse, run, deltas)
-
     with clock.stage("report"):
+        # the stats marts are dbt nodes now; the ARD and the run record are read from them
+        record = record_run(built, warehouse, run, deltas)
         report = write_report(built, run.run_id)
         mark_docs(run_dir / DOCS_NAME, run.run_id)
 

@@ -149,7 +149,8 @@ def prepare_refresh(warehouse: Path, tell: Callable[[str], None] | None = None
 
 
 def run_refresh(inbox: Path, warehouse: Path, *, settle_seconds: float = 0,
-                force: bool = False, wait_seconds: float = 0, rekey: bool = False) -> dict:
+                force: bool = False, wait_seconds: float = 0, rekey: bool = False,
+                plans: list[Path] | None = None) -> dict:
     """Run the refresh flow in this process with a live display; return its summary.
 
     The order keeps the cheap answers cheap: the unchanged case is decided before
@@ -159,6 +160,15 @@ def run_refresh(inbox: Path, warehouse: Path, *, settle_seconds: float = 0,
     """
     if not inbox.is_dir():
         fail(f"inbox {inbox} is not a folder")
+    plans = [p.resolve() for p in plans or []]
+    if plans:  # a bad amendment fails here, before Prefect starts, with the protocol's error
+        from ivig_platform.protocol.errors import ProtocolError
+        from ivig_platform.protocol.in_force import with_plan_files
+
+        try:
+            with_plan_files(plans)
+        except (ProtocolError, OSError) as exc:
+            fail(f"--plan: {exc}")
     try:
         fingerprint = key_fingerprint(load_key())
     except MissingKeyError as exc:
@@ -175,7 +185,7 @@ def run_refresh(inbox: Path, warehouse: Path, *, settle_seconds: float = 0,
             for note in clear_dead_runs(warehouse).notes():
                 typer.echo(f"[refresh] note {note}")
             preflight(inbox, warehouse, fingerprint, settle_seconds, rekey)
-            return _run_logged(inbox, warehouse, settle_seconds, force, rekey)
+            return _run_logged(inbox, warehouse, settle_seconds, force, rekey, plans)
     except (WarehouseBusy, RefreshFailed) as exc:
         fail(str(exc))
     except Exception as exc:  # before Prefect started, e.g. a full disk: still one line
@@ -184,7 +194,7 @@ def run_refresh(inbox: Path, warehouse: Path, *, settle_seconds: float = 0,
 
 
 def _run_logged(inbox: Path, warehouse: Path, settle_seconds: float, force: bool,
-                rekey: bool) -> dict:
+                rekey: bool, plans: list[Path]) -> dict:
     """Prefect and the flow, with this process's output in the run's log file."""
     from ivig_platform.console import progress_display
 
@@ -205,7 +215,7 @@ def _run_logged(inbox: Path, warehouse: Path, settle_seconds: float, force: bool
             stage = "orchestration"  # Prefect's own calls, at any point of the run
             return refresh(inbox=str(inbox.resolve()), warehouse=str(warehouse.resolve()),
                            settle_seconds=settle_seconds, force=force, rekey=rekey,
-                           run_id=run_id)
+                           run_id=run_id, plans=[str(p) for p in plans])
         except RefreshFailed:
             raise
         except Exception as exc:  # Prefect itself failed (server, API): still one line
@@ -267,6 +277,10 @@ def refresh(
         help="The pseudonymisation key has changed: land every delivery again with the new "
              "key (refused, changing nothing, if a delivery in force has no inbox files).")
     ] = False,
+    plan: Annotated[list[Path] | None, typer.Option(
+        "--plan", metavar="FILE",
+        help="An amendment file in force for this run (repeatable); its plan is computed "
+             "side by side in marts.mart_efficacy_by_plan.")] = None,
 ) -> None:
     """Land every site's deliveries and publish WAREHOUSE/ivig.duckdb.
 
@@ -276,7 +290,7 @@ def refresh(
     tracebacks) go to WAREHOUSE/logs/refresh-<run_id>.log.
     """
     print_summary(run_refresh(inbox, warehouse, settle_seconds=settle_seconds, force=force,
-                              wait_seconds=wait, rekey=rekey))
+                              wait_seconds=wait, rekey=rekey, plans=plan))
 
 
 @app.command(short_help="Write a demo inbox to DIR/inbox and refresh it into DIR/warehouse.")

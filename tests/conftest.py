@@ -30,7 +30,7 @@ import pytest
 import xlsxwriter
 
 from ivig_platform.demo import write_demo_inbox
-from ivig_platform.landing.contract import CONTRACT, TABLES
+from ivig_platform.landing.contract import CONTRACT, TABLES, LandingContract
 from ivig_platform.landing.land import MANIFEST, Delivery, Manifest, delivery_dir, land_delivery
 from ivig_platform.landing.parsing import fold_header
 from ivig_platform.landing.pseudonym import KEY_VARIABLE
@@ -302,8 +302,9 @@ class Warehouse:
         self.key = key
 
     def land(self, delivery: Delivery, *, key: bytes | None = None,
-             now: datetime = NOW) -> Manifest:
-        manifest = land_delivery(delivery, self.path, key or self.key, now=now)
+             now: datetime = NOW, contract: LandingContract | None = None) -> Manifest:
+        manifest = land_delivery(delivery, self.path, key or self.key, now=now,
+                                 contract=contract)
         folder = self.folder(delivery)
         if manifest.status == "landed":
             assert_counts_add_up(manifest, folder)

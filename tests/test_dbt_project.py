@@ -108,14 +108,19 @@ def test_profile_is_in_the_repo_and_releases_the_file():
     assert "extensions" not in target  # offline: nothing to INSTALL
 
 
-def test_analysis_windows_are_vars_with_the_protocol_values():
+def test_windows_and_freshness_come_from_the_protocol_not_the_project():
+    """The project holds no window or threshold: the build passes the protocol's (vars for
+    what dbt needs while compiling, schema `protocol` for the plans' windows)."""
+    from ivig_platform.protocol.load import load_protocol
+    from ivig_platform.protocol.tables import dbt_vars
+
     project = yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text())
-    assert project["vars"]["baseline_days_before"] == 90
-    assert project["vars"]["post_target_days"] == 90
-    assert project["vars"]["post_min_days"] == 30
-    assert project["vars"]["post_max_days"] == 180
-    assert project["vars"]["freshness_warn_after_days"] == 45
-    assert project["vars"]["freshness_error_after_days"] == 120
+    assert set(project["vars"]) == {"freshness_as_of"}
+    protocol = load_protocol()
+    fresh = protocol.monitoring.freshness
+    passed = dbt_vars(protocol)
+    assert (passed["freshness_warn_after_days"], passed["freshness_error_after_days"]) == (
+        fresh.warn_after_days, fresh.error_after_days)
     layers = project["models"]["ivig"]
     assert layers["staging"]["+materialized"] == "view"
     assert layers["marts"]["+materialized"] == "table"

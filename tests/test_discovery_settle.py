@@ -76,8 +76,8 @@ def test_a_delivery_changing_while_it_is_landed_raises_a_transient_error(
         (folder / f"{table}.csv").write_text(text)
     real_read = land_module.read_delivery
 
-    def read_then_change(path):
-        tables = real_read(path)
+    def read_then_change(path, contract=None):
+        tables = real_read(path, contract)
         (path / "patients.csv").write_text("patient_id\nA1\nA2\n")  # the sender writes on
         return tables
 

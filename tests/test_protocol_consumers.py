@@ -1,22 +1,25 @@
-"""The protocol definition holds every number and vocabulary the consumers still repeat.
+"""No consumer keeps a copy of a protocol rule (issue 11).
 
-Until each consumer reads the protocol (the wiring step of issue 11), these modules, the
-dbt project, the check tables and the seeds keep their own copies. Each test here pins
-one copy to the definition, so the definition is known to reproduce today's code, and a
-copy changed on one side only fails here instead of silently disagreeing. When a
-consumer is wired to the protocol, its test becomes a tautology and can go.
+`test_no_copy_of_a_protocol_number_or_spelling` scans the code, the dbt project and the
+check tables for the protocol's numbers and spellings (tests/protocol_scan.py) and fails on
+each copy, but for the few unrelated occurrences of `UNRELATED` (each with its reason).
+
+Still outside the scan: the demo generator (`ivig_platform/demo/`), which writes
+deliveries in the sites' spellings and holds its own vocabulary, units and windows. Until
+it takes them from the protocol, the tests below pin each of its copies to the definition
+(a copy changed on one side fails here instead of silently disagreeing), as they pin the
+report's labels, which are now read from the plan.
 """
 
 from __future__ import annotations
 
-import csv
 import importlib.util
 import inspect
-from datetime import date
+import subprocess
 from pathlib import Path
 
 import pytest
-import yaml
+from protocol_scan import copies
 
 from ivig_platform.landing.parsing import fold, fold_header
 from ivig_platform.protocol.load import load_protocol
@@ -34,6 +37,63 @@ def plan(protocol):
     return protocol.primary_plan
 
 
+#: Where the scan looks: what could hold a rule (outside protocol/, tests and generated files).
+SCANNED = ("ivig_platform/", "flows/", "dbt_project/", "expectations/checks/")
+SUFFIXES = (".py", ".sql", ".yml", ".yaml", ".csv")
+#: The protocol package and its loader of the contract are the definition's own code.
+DEFINITION = ("ivig_platform/protocol/",)
+#: Not wired yet: reads no rule from the protocol (see the module docstring).
+NOT_WIRED = ("ivig_platform/demo/",)
+#: (file, token): an occurrence that is not a copy of the rule, and why.
+UNRELATED: dict[tuple[str, str], str] = {
+    ("dbt_project/models/staging/_staging__models.yml", "120"):
+        "age_at_index plausibility bound in years, not the freshness threshold",
+    ("dbt_project/models/marts/_marts__models.yml", "120"):
+        "age_at_index plausibility bound in years, not the freshness threshold",
+    ("dbt_project/seeds/terminology/adverse_event_terms.csv", "cutanea"):
+        "part of the adverse-event term 'erupcion cutanea', not the indication spelling",
+    ("ivig_platform/run_log.py", "30"): "how many run logs are kept",
+    ("ivig_platform/orchestration/processes.py", "180"): "server start-up timeout, seconds",
+    ("ivig_platform/orchestration/processes.py", "60"): "lines of a log tail",
+    ("ivig_platform/orchestration/processes.py", "200"): "HTTP status OK",
+    ("ivig_platform/console.py", "200"): "console width, characters",
+    ("ivig_platform/report/plots.py", "90"): "area of the median's point mark, square pixels",
+    ("ivig_platform/landing/xlsx_cells.py", "si"): "the XLSX attribute of shared formulas",
+}
+
+
+def _scanned_files() -> list[tuple[str, Path]]:
+    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+                            cwd=REPO, capture_output=True, text=True, check=True).stdout
+    return [(f, REPO / f) for f in listed.split()
+            if f.startswith(SCANNED) and f.endswith(SUFFIXES)
+            and not f.startswith(DEFINITION + NOT_WIRED) and "/target/" not in f
+            and (REPO / f).is_file()]
+
+
+def test_no_copy_of_a_protocol_number_or_spelling(protocol) -> None:
+    found = [c for c in copies(protocol, _scanned_files())
+             if (c.path, c.token) not in UNRELATED]
+    assert not found, "protocol rules repeated outside protocol/:\n" + "\n".join(
+        map(str, found))
+
+
+def test_the_allow_list_holds_only_what_is_there(protocol) -> None:
+    """An entry whose occurrence is gone is removed, so the list stays small."""
+    found = {(c.path, c.token) for c in copies(protocol, _scanned_files())}
+    assert set(UNRELATED) <= found, set(UNRELATED) - found
+
+
+def test_the_scan_finds_a_copy(protocol, tmp_path) -> None:
+    """A window, a range and a site spelling written in code are each found."""
+    path = tmp_path / "copy.py"
+    path.write_text('"""A docstring may say 180."""\n'
+                    'WINDOW = 180\nLABEL = "UCLA (0-2.83)"\nREASON = "efecto_adverso"\n',
+                    encoding="utf-8")
+    assert sorted(c.token for c in copies(protocol, [("copy.py", path)])) == [
+        "180", "2.83", "efecto_adverso"]
+
+
 def module_file(relative: str):  # noqa: ANN201 - a module
     """A module loaded from its file, without its package's __init__ (quality's imports GX,
     which takes seconds; the module itself needs only Polars)."""
@@ -41,65 +101,6 @@ def module_file(relative: str):  # noqa: ANN201 - a module
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-def test_quality_windows_repeat_the_plans_windows(plan) -> None:
-    windows = module_file("ivig_platform/quality/windows.py")
-
-    w = plan.windows
-    repeated = (windows.BASELINE_DAYS_BEFORE_INDEX, windows.POST_TARGET_DAYS,
-                windows.POST_MIN_DAYS, windows.POST_MAX_DAYS)
-    assert (w.baseline_days_before, w.post_target_days, w.post_min_days,
-            w.post_max_days) == repeated
-    assert plan.measure_names == windows.MEASURES
-
-
-def test_dbt_vars_repeat_the_windows_and_freshness(protocol, plan) -> None:
-    variables = yaml.safe_load((REPO / "dbt_project/dbt_project.yml").read_text())["vars"]
-    w, fresh = plan.windows, protocol.monitoring.freshness
-    assert {k: variables[k] for k in ("baseline_days_before", "post_target_days",
-                                      "post_min_days", "post_max_days")} == {
-        "baseline_days_before": w.baseline_days_before, "post_target_days": w.post_target_days,
-        "post_min_days": w.post_min_days, "post_max_days": w.post_max_days}
-    assert (variables["freshness_warn_after_days"], variables["freshness_error_after_days"]) == (
-        fresh.warn_after_days, fresh.error_after_days)
-
-
-def test_efficacy_repeats_measures_subgroups_and_responders(plan) -> None:
-    from ivig_platform.stats import efficacy
-
-    assert plan.measure_names == efficacy.MEASURES
-    assert plan.subgroup_pairs == efficacy.SUBGROUPS
-    responders = plan.responders
-    assert {m: r.text for m, r in efficacy.RESPONDER_RULES.items()} == {
-        m: r.text for m, r in responders.items()}
-    assert responders["mrc"].responder.value == efficacy.MRC_GRADE_3
-    assert efficacy.CK_NORMAL_LIMIT_U_L == responders["ck"].responder.value \
-        == responders["ck"].eligible.value
-    assert responders["mrss"].responder.value == efficacy.MRSS_MCID
-
-
-def test_paired_tests_repeat_the_summary_conventions(plan) -> None:
-    from ivig_platform.stats import summaries, tests_paired
-
-    s = plan.summaries
-    assert s.round_decimals == tests_paired.ROUND_DECIMALS
-    assert s.min_pairs == tests_paired.MIN_PAIRS
-    assert s.tests.wilcoxon.exact_below == tests_paired.EXACT_N_LIMIT
-    conf = inspect.signature(tests_paired.paired_t_test).parameters["conf_level"].default
-    assert conf == s.ci_level
-    assert summaries.QUANTILE_INTERPOLATION == "linear" and s.quantile_type == 7
-
-
-def test_safety_repeats_the_vocabularies(protocol) -> None:
-    from ivig_platform.stats import safety
-
-    c = protocol.contract
-    assert c.vocabulary("ivig_stop_reason").code_list == safety.STOP_REASONS
-    fixed = {section: categories for section, _, categories in safety.EVENT_SECTIONS}
-    for section, vocabulary in (("severity", "severity"), ("related", "related"),
-                                ("action", "action"), ("seriousness", "yesno")):
-        assert fixed[section] == c.vocabulary(vocabulary).code_list, section
 
 
 def test_report_repeats_labels_decimals_and_the_small_cell_rule(protocol, plan) -> None:
@@ -120,65 +121,6 @@ def test_report_repeats_labels_decimals_and_the_small_cell_rule(protocol, plan) 
     assert cells.mask == privacy.MASK
     assert [n for n in range(10) if privacy.is_small(n)] == [n for n in range(10)
                                                              if cells.is_small(n)]
-
-
-def test_terminology_seed_of_measures_repeats_the_contract(protocol) -> None:
-    with (REPO / "dbt_project/seeds/terminology/measures.csv").open(encoding="utf-8") as fh:
-        rows = {r["measure"]: r for r in csv.DictReader(fh)}
-    assert list(rows) == list(protocol.contract.measure_names)
-    value_type = {"grade": "grade", "number": "decimal", "integer": "integer"}
-    for m in protocol.contract.measures:
-        r = rows[m.name]
-        assert (r["label"], r["canonical_unit"], float(r["valid_min"]), float(r["valid_max"]),
-                r["value_type"], r["higher_is_better"] == "true") == (
-            m.title, m.unit, m.valid_range.low, m.valid_range.maximum,
-            value_type[m.value.type], m.higher_is_better), m.name
-
-
-def _field_checks() -> list[dict[str, str]]:
-    with (REPO / "expectations/checks/field_checks.csv").open(encoding="utf-8") as fh:
-        return list(csv.DictReader(fh))
-
-
-def test_check_tables_repeat_vocabularies_and_ranges(protocol) -> None:
-    c = protocol.contract
-    column_vocabulary = {f.name: f.vocabulary for t in c.tables.values() for f in t.fields
-                         if f.vocabulary}
-    column_vocabulary |= {"overlap_text": "overlap", "indication_text": "indication"}
-    column_range = {f.name: f.constraints for t in c.tables.values() for f in t.fields
-                    if f.constraints.is_set}
-    checked = 0
-    for row in _field_checks():
-        if row["check_type"] in ("value_in_set", "list_values_in_set") \
-                and row["column"] in column_vocabulary:
-            codes = c.vocabulary(column_vocabulary[row["column"]]).code_list
-            assert tuple(row["value"].split("|")) == codes, row
-            checked += 1
-        elif row["check_type"] == "valid_range":
-            measure = (row["condition"].removeprefix("measure=") if row["condition"]
-                       else next((m for m in c.measure_names
-                                  if row["column"].endswith(f"_{m}")), None))
-            bounds = (c.measure(measure).valid_range if measure
-                      else column_range.get(row["column"]))
-            if bounds is None:
-                continue  # a derived column (n_cycles >= 0): not a contract range
-            expected = (bounds.low, None if bounds.maximum is None else bounds.maximum,
-                        not bounds.low_inclusive)
-            got = (float(row["min_value"]), float(row["max_value"]) if row["max_value"] else None,
-                   row["value"] == "strict_min")
-            assert got == expected, row
-            checked += 1
-    assert checked >= 30
-
-
-def test_landing_repeats_the_delivery_layout(protocol) -> None:
-    from ivig_platform.landing import discovery, land, readers, rules
-
-    d = protocol.contract.delivery
-    assert land.SITE_ID.pattern == d.site_id.pattern
-    assert d.xlsx.file == readers.XLSX_NAME
-    assert rules.EARLIEST_DATE == d.dates.earliest == date(1900, 1, 1)
-    assert d.ready_marker.file == discovery.READY_MARKER
 
 
 def test_demo_writes_only_what_the_contract_accepts(protocol) -> None:

@@ -177,7 +177,7 @@ def test_vocabularies_are_todays() -> None:
 
 
 def test_ck_units_are_todays() -> None:
-    assert contract.CK_UNITS == EXPECTED_CK_UNITS
+    assert contract.landing_contract().measures["ck"].units == EXPECTED_CK_UNITS
 
 
 def test_measure_ranges_are_todays() -> None:

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from quality_samples import landed_site
 
 from ivig_platform.landing.land import delivery_dir
 from ivig_platform.quality import build_data_docs, check_results_frame, pool_stats, run_landing_gate
 from ivig_platform.quality.cache import CACHE_DIR, read_cached, write_cached
 from ivig_platform.quality.gate import GateResult
 from ivig_platform.quality.result_json import FORMAT, UnreadableResult, from_json, to_json
-from ivig_platform.quality.samples import landed_site
 
 DELIVERY = "2026-11-24"
 KEY = "0123456789abcdef0123456789abcdef"

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import duckdb
 import polars as pl
+from quality_samples import landed_site, marts_from_sites
 
 from ivig_platform.landing.land import delivery_dir
 from ivig_platform.quality import landed_tables, read_marts
 from ivig_platform.quality._gx import to_pandas
-from ivig_platform.quality.samples import landed_site, marts_from_sites
 
 
 def test_landed_tables_reads_a_delivery_as_landing_wrote_it(tmp_path: Path) -> None:

@@ -15,9 +15,9 @@ from datetime import timedelta
 
 import polars as pl
 import pytest
+from quality_samples import landed_site, pseudonym
 
 from ivig_platform.quality import load_suites, pool_stats, run_landing_gate
-from ivig_platform.quality.samples import landed_site, pseudonym
 
 Tables = dict[str, pl.DataFrame]
 DELIVERY = "2026-11-24"

@@ -6,9 +6,9 @@ from collections.abc import Callable
 
 import polars as pl
 import pytest
+from quality_samples import landed_site, marts_from_sites
 
 from ivig_platform.quality import load_suites, run_mart_gate
-from ivig_platform.quality.samples import landed_site, marts_from_sites
 
 Marts = dict[str, pl.DataFrame]
 SUITES = load_suites()

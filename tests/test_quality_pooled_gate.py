@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import polars as pl
 import pytest
+from quality_samples import landed_site
 from test_quality_landing_gate import DELIVERY, ERROR_CASES, WARN_CASES, Tables
 
 from ivig_platform.quality import pool_stats, run_landing_gate
 from ivig_platform.quality.pooled import POOL_PREFIX, run_landing_gates
-from ivig_platform.quality.samples import landed_site
 
 RUN = "run-pooled"
 

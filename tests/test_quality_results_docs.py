@@ -9,6 +9,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from quality_samples import landed_site, marts_from_sites
 
 from ivig_platform.quality import (
     GateResult,
@@ -20,7 +21,6 @@ from ivig_platform.quality import (
     run_landing_gate,
     run_mart_gate,
 )
-from ivig_platform.quality.samples import landed_site, marts_from_sites
 
 RUN = "20261124T090000-abc123"
 COLUMNS = [

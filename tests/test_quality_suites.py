@@ -11,9 +11,12 @@ import sys
 from pathlib import Path
 
 import polars as pl
+import pytest
+from protocol_helpers import HAND_GRIP, amendment_file
 
 from ivig_platform.landing.contract import MEASURE_RANGES, VOCABULARIES
 from ivig_platform.landing.schema import LANDED, PROVENANCE
+from ivig_platform.protocol.load import load_protocol
 from ivig_platform.quality import load_suites
 from ivig_platform.quality.generate import TEMPLATES, render, stale_files, suite_dicts, write_suites
 from ivig_platform.quality.registry import check_types, checks, checks_dir, expectations_dir
@@ -33,8 +36,8 @@ def test_adding_a_check_is_one_row(tmp_path: Path) -> None:
     shutil.copytree(checks_dir(), folder)
     with (folder / "field_checks.csv").open("a", newline="") as handle:
         csv.writer(handle, lineterminator="\n").writerow(
-            ["landed.ivig_cycles", "weight_kg", "plausible_range", "", "35", "180", "", "", "",
-             "warn: an example row"])
+            ["landed.ivig_cycles", "weight_kg", "plausible_range", "", "", "35", "180", "", "",
+             "", "warn: an example row"])
     suite = suite_dicts(folder)["landed.ivig_cycles"]
     added = [e for e in suite["expectations"]
              if e["meta"]["check_id"] == "landed.ivig_cycles/weight_kg/plausible_range/warn"]
@@ -142,3 +145,51 @@ def test_rendered_json_is_stable_and_readable() -> None:
     text = render(suite)
     assert text.endswith("}\n") and "\n  \"expectations\": [\n" in text
     assert "µkat/L" in text  # notes stay readable in a diff (no \\u escapes)
+
+
+def _expectation(suite: dict, check_id: str) -> dict:
+    (found,) = [e for e in suite["expectations"] if e["meta"]["check_id"] == check_id]
+    return found
+
+
+def test_suites_take_ranges_sets_and_measures_from_the_protocol(tmp_path: Path) -> None:
+    """An amendment's range and new measure reach the generated suites with no edit of the
+    check tables (they refer to protocol fields and measures)."""
+    protocol = load_protocol().with_amendments([amendment_file(tmp_path, "grip.yaml", HAND_GRIP),
+                                                amendment_file(tmp_path, "dose.yaml", """\
+        version: v1-b
+        extends: v2-grip
+        effective_date: 2026-12-02
+        rationale: doses up to 500 g per cycle
+        contract:
+          tables:
+            ivig_cycles:
+              fields:
+                - name: dose_g
+                  constraints: {required: true, exclusiveMinimum: 0, maximum: 500}
+        """)])
+    suites = suite_dicts(protocol=protocol)
+    dose = _expectation(suites["landed.ivig_cycles"],
+                        "landed.ivig_cycles/dose_g/valid_range/error")
+    assert dose["kwargs"] == {"column": "dose_g", "min_value": 0.0, "max_value": 500.0,
+                              "strict_min": True}
+    grip = _expectation(suites["landed.assessments"],
+                        "landed.assessments/value[measure=hand_grip]/valid_range/error")
+    assert (grip["kwargs"]["min_value"], grip["kwargs"]["max_value"]) == (0.0, 90.0)
+    measures = _expectation(suites["landed.assessments"],
+                            "landed.assessments/measure/value_in_set/error")
+    assert measures["kwargs"]["value_set"][-1] == "hand_grip"
+    # the primary plan does not analyse the new measure: its completeness is not judged
+    windows = {e["kwargs"]["column"] for e in suites["landed.patient_windows"]["expectations"]}
+    assert "has_post_hand_grip" not in windows and "has_post_mrc" in windows
+
+
+def test_a_row_referring_to_the_protocol_cannot_write_the_numbers_too(tmp_path: Path) -> None:
+    folder = tmp_path / "checks"
+    shutil.copytree(checks_dir(), folder)
+    with (folder / "field_checks.csv").open("a", newline="") as handle:
+        csv.writer(handle, lineterminator="\n").writerow(
+            ["marts.fct_ivig_cycle", "weight_kg", "valid_range", "field:ivig_cycles.weight_kg",
+             "", "30", "200", "", "", "", "error: both"])
+    with pytest.raises(ValueError, match="cannot also write min_value, max_value"):
+        checks(folder)

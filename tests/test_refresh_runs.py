@@ -105,12 +105,12 @@ def test_an_empty_inbox_into_a_new_warehouse_publishes_nothing(tmp_path: Path):
 
 # --- kill -9 at each stage ------------------------------------------------------------------
 
+# (the stats marts are dbt Python models: the "dbt" stage computes them, no stage of its own)
 STAGES = {  # stage → the plain progress line that says the run is in it
     "landing": re.compile(r"^\[[^\]]+/[^\]]+\] landing"),
     "gate": re.compile(r"^\[refresh\] step quality gate on each site"),
     "build": re.compile(r"^\[refresh\] step building the warehouse file"),
     "dbt": re.compile(r"^\[refresh\] step dbt build"),
-    "stats": re.compile(r"^\[refresh\] step stats:"),
     "report": re.compile(r"^\[refresh\] step study report"),
     "publish": re.compile(r"^\[refresh\] step publishing"),
 }
@@ -243,7 +243,6 @@ INJECTIONS = {
     "build": ("flows.refresh", "build_database"),
     "dbt": ("ivig_platform.modeling", "build_marts"),
     "mart gate": ("ivig_platform.quality", "run_mart_gate"),
-    "stats": ("ivig_platform.warehouse.stats_step", "write_stats_marts"),
     "report": ("ivig_platform.report", "render_build_report"),
     "publish": ("ivig_platform.warehouse.publish", "_swap"),
 }

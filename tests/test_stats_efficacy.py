@@ -8,8 +8,12 @@ import pytest
 from scipy import stats
 
 from ivig_platform.stats import EFFICACY_SCHEMA, efficacy_table
-from ivig_platform.stats.efficacy import MEASURES, SUBGROUPS
+from ivig_platform.stats.efficacy import default_spec
 from ivig_platform.stats.tests_paired import paired_t_test, wilcoxon_signed_rank
+
+# The primary plan's measures and subgroups (the fixtures below are written for v1).
+MEASURES = default_spec().measures
+SUBGROUPS = [(g.subgroup, g.value) for g in default_spec().subgroups]
 
 MART_COLUMNS = [
     "subgroup", "subgroup_value", "measure", "n_paired",
@@ -123,7 +127,7 @@ def test_overall_mrc_statistics(table: pl.DataFrame) -> None:
     assert (row["change_ci_low"], row["change_ci_high"]) == pytest.approx((ci.low, ci.high))
     t = paired_t_test(post, base)
     assert row["ttest_p"] == pytest.approx(t.p_value, rel=1e-12)
-    assert row["cohens_dz"] == pytest.approx(t.mean_difference / t.sd_difference)
+    assert row["cohens_dz"] is None  # 4 pairs: below the small-cell threshold (§6)
     assert row["wilcoxon_p"] == pytest.approx(wilcoxon_signed_rank(post, base).p_value)
     # responders: post >= 3 -> 4.0, 3.33, 5.0 (2.67 = 3- is below)
     assert (row["n_responders"], row["n_responder_denominator"]) == (3, 4)
@@ -210,3 +214,33 @@ def test_missing_column_is_an_error() -> None:
 def test_input_row_order_does_not_change_output(table: pl.DataFrame) -> None:
     shuffled = _assessments().sample(fraction=1.0, shuffle=True, seed=7)
     assert efficacy_table(shuffled, _patients().reverse()).equals(table)  # bit for bit
+
+
+def _pairs_of(n: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """n analysed patients, each with an mrss baseline and a post value."""
+    keys = [f"q{i}" for i in range(n)]
+    patients = pl.DataFrame({
+        "patient_key": keys, "site_id": ["a"] * n, "ssc_subtype": ["diffuse"] * n,
+        **{f"indication_{v}": [v == "skin"] * n
+           for v in ("myositis", "gastrointestinal", "skin", "other")},
+        "n_cycles": [3] * n,
+    })
+    rows = [(k, "mrss", tp, float(v)) for i, k in enumerate(keys)
+            for tp, v in (("baseline", 20 + i), ("post", 14 + 2 * i % 5))]
+    return _assessments(rows), patients
+
+
+@pytest.mark.parametrize("n", [2, 4, 5, 6])
+def test_effect_size_is_null_below_the_small_cell_threshold(n: int) -> None:
+    """cohens_dz of 2 pairs can be any size (-52.3 in issue 14): null below §6's 5 pairs,
+    where the report shows no statistic either; the tests and the CI keep their pairs."""
+    assessments, patients = _pairs_of(n)
+    row = _row(efficacy_table(assessments, patients), "all", "all", "mrss")
+    base = np.array([20.0 + i for i in range(n)])
+    post = np.array([14.0 + 2 * i % 5 for i in range(n)])
+    d = post - base
+    assert row["n_paired"] == n and row["ttest_p"] is not None
+    if n < 5:
+        assert row["cohens_dz"] is None
+    else:
+        assert row["cohens_dz"] == pytest.approx(d.mean() / d.std(ddof=1))

@@ -4,20 +4,30 @@ The contract is defined once, in the repository's `protocol/` folder (tables, al
 kinds, vocabularies, units, ranges, rule order), and loaded by
 `ivig_platform.protocol`; this module hands it to landing in the shapes landing has
 always used, so a protocol amendment is an edit to `protocol/` and not to the code.
-What is built here is the contract in force: the protocol's, with the contract changes of
-the amendments in `protocol/amendments/`.
+`LandingContract` is one contract in force as landing applies it; `landing_contract()`
+builds it for a protocol (default: `protocol_in_force()`, the run's, with the contract
+changes of `protocol/amendments/` and of the run's `--plan` files) and caches it by the
+contract's fingerprint, which also goes into every manifest: a landing made under another
+contract is not current and is landed again. The module-level names (`CONTRACT`,
+`VOCABULARIES`, …) are the repository protocol's, for the readers and tests that name them.
 """
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
+from datetime import date
+from typing import Literal
 
-from ivig_platform.protocol.load import load_protocol
-from ivig_platform.protocol.schema import Contract, Kind, TableField
+import polars as pl
+
+from ivig_platform.landing.parsing import parse_grade
+from ivig_platform.protocol.load import Protocol, load_protocol
+from ivig_platform.protocol.schema import Contract, Kind, Measure, TableField
 
 __all__ = [
-    "CK_UNITS", "CONTRACT", "MEASURE_RANGES", "RULE_ORDER", "TABLES", "VOCABULARIES",
-    "Column", "Kind", "Table",
+    "CONTRACT", "MEASURE_RANGES", "RULE_ORDER", "TABLES", "VOCABULARIES",
+    "Column", "Kind", "LandingContract", "MeasureRule", "Table", "landing_contract",
 ]  # fmt: skip
 
 
@@ -74,27 +84,122 @@ def measure_ranges_of(contract: Contract) -> dict[str, tuple[float, float, bool]
     }
 
 
-_CONTRACT = load_protocol().contract
+@dataclass(frozen=True)
+class MeasureRule:
+    """How landing reads and checks the value of one measure (protocol measures.yaml)."""
 
-TABLES: tuple[str, ...] = _CONTRACT.delivery.tables
+    name: str
+    value_type: Literal["grade", "number", "integer"]
+    low: float | None
+    high: float | None
+    low_inclusive: bool
+    #: Accepted unit spellings (folded) -> factor to the canonical unit; None: no units.
+    units: dict[str, float] | None
+    unit_required: bool
+    measure: Measure = field(repr=False, compare=False)
+
+    def parse_grade(self, expr: pl.Expr) -> pl.Expr:
+        """The value of a `grade` measure read by its grammar (see `parsing.parse_grade`)."""
+        v = self.measure.value
+        return parse_grade(expr, minimum=int(v.minimum), maximum=int(v.maximum),
+                           modifiers=v.modifiers, not_allowed=v.not_allowed,
+                           decimals=v.decimals)
+
+
+def measure_rule(m: Measure) -> MeasureRule:
+    v = m.value
+    return MeasureRule(
+        m.name, v.type, v.low, v.maximum, v.low_inclusive,
+        dict(m.units.factors) if m.units else None, bool(m.units and m.units.required), m,
+    )
+
+
+@dataclass(frozen=True)
+class LandingContract:
+    """One contract in force, in the shapes landing works with."""
+
+    tables: dict[str, Table]
+    table_names: tuple[str, ...]
+    #: vocabulary -> folded spelling -> code (every code also accepted as itself).
+    vocabularies: dict[str, dict[str, str]]
+    measures: dict[str, MeasureRule]
+    rule_order: tuple[str, ...]
+    rejection_codes: tuple[str, ...]
+    earliest_date: date
+    site_id_pattern: str
+    site_id_description: str
+    xlsx_name: str
+    ready_marker: str
+    age_days_per_year: float
+    age_decimals: int
+    #: The protocol's contract fingerprint (contract and pseudonymisation).
+    fingerprint: str
+
+    def measures_where(self, **wanted: object) -> list[str]:
+        """Names of the measures whose rule has every attribute as given."""
+        return [name for name, rule in self.measures.items()
+                if all(getattr(rule, k) == v for k, v in wanted.items())]
+
+    @property
+    def measures_with_units(self) -> list[str]:
+        return [name for name, rule in self.measures.items() if rule.units is not None]
+
+
+def landing_contract_of(contract: Contract, fingerprint: str) -> LandingContract:
+    d, age = contract.delivery, contract.derived.age_at_index
+    return LandingContract(
+        tables=tables_of(contract),
+        table_names=d.tables,
+        vocabularies={name: v.spellings for name, v in contract.all_vocabularies().items()},
+        measures={m.name: measure_rule(m) for m in contract.measures},
+        rule_order=contract.rule_order,
+        rejection_codes=tuple(r.code for r in contract.rejections),
+        earliest_date=d.dates.earliest,
+        site_id_pattern=d.site_id.pattern,
+        site_id_description=d.site_id.description,
+        xlsx_name=d.xlsx.file,
+        ready_marker=d.ready_marker.file,
+        age_days_per_year=age.days_per_year,
+        age_decimals=age.decimals,
+        fingerprint=fingerprint,
+    )
+
+
+_BUILT: dict[str, LandingContract] = {}
+_BUILT_LOCK = threading.Lock()
+
+
+def landing_contract(protocol: Protocol | None = None) -> LandingContract:
+    """The contract in force of `protocol` (default: the protocol in force) for landing."""
+    if protocol is None:
+        from ivig_platform.protocol.in_force import protocol_in_force
+
+        protocol = protocol_in_force()
+    key = protocol.contract_fingerprint
+    with _BUILT_LOCK:
+        built = _BUILT.get(key)
+        if built is None:
+            built = _BUILT[key] = landing_contract_of(protocol.contract, key)
+    return built
+
+
+_DEFAULT = landing_contract(load_protocol())
+
+TABLES: tuple[str, ...] = _DEFAULT.table_names
 
 # Canonical value ← accepted spellings (already folded: lower case, no accents, trimmed).
-VOCABULARIES: dict[str, dict[str, str]] = {
-    name: vocabulary.spellings for name, vocabulary in _CONTRACT.all_vocabularies().items()
-}
+VOCABULARIES: dict[str, dict[str, str]] = _DEFAULT.vocabularies
 
-# CK units (folded: lower case, µ/μ written as u) → factor to U/L. 1 µkat/L = 60 U/L (§1).
-CK_UNITS: dict[str, float] = dict(_CONTRACT.measure("ck").units.factors)
+# Per-measure validity of the reported value (§3). Graded measures have their grammar.
+MEASURE_RANGES: dict[str, tuple[float, float, bool]] = measure_ranges_of(
+    load_protocol().contract)
 
-# Per-measure validity of the reported value (§3). MRC is parsed by its own grammar.
-MEASURE_RANGES: dict[str, tuple[float, float, bool]] = measure_ranges_of(_CONTRACT)
-
-CONTRACT: dict[str, Table] = tables_of(_CONTRACT)
+CONTRACT: dict[str, Table] = _DEFAULT.tables
 
 # The order in which rules are reported when a row breaks several: the first wins.
-RULE_ORDER: tuple[str, ...] = _CONTRACT.rule_order
+RULE_ORDER: tuple[str, ...] = _DEFAULT.rule_order
 
 # The codes a rejected delivery's reason starts with (`quality.site_delivery.reason`),
 # documented in CONTRACT.md. Any other reason is not landing's: `landing_error` is the
 # flow's, for a bug (an exception out of landing), and the gate's reasons are the gate's.
-REJECTION_CODES: tuple[str, ...] = tuple(r.code for r in _CONTRACT.rejections)
+REJECTION_CODES: tuple[str, ...] = _DEFAULT.rejection_codes

@@ -6,10 +6,15 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ivig_platform.landing.land import SITE_ID, Delivery
+from ivig_platform.landing.contract import landing_contract
+from ivig_platform.landing.land import READY_MARKER, SITE_ID, Delivery
 
-READY_MARKER = "_READY"
-UNUSABLE_SITE_FOLDER = "not a site id: 2-32 characters of a-z 0-9 - _ (nothing in it was read)"
+__all__ = ["READY_MARKER", "Discovery", "InboxIssue", "discover_deliveries",
+           "discover_settled"]
+
+#: The site_id rule of the repository protocol's contract, in its own words.
+UNUSABLE_SITE_FOLDER = (f"not a site id: {landing_contract().site_id_description} "
+                        "(nothing in it was read)")
 
 
 @dataclass(frozen=True)

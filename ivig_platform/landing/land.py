@@ -24,7 +24,7 @@ import polars as pl
 
 from ivig_platform.fingerprints import LANDING
 from ivig_platform.landing.cells import cells_file, cells_frame
-from ivig_platform.landing.contract import TABLES
+from ivig_platform.landing.contract import TABLES, LandingContract, landing_contract
 from ivig_platform.landing.integrity import FileRecord, write_verified
 from ivig_platform.landing.links import unsafe_folder, unsafe_link
 from ivig_platform.landing.manifest import (
@@ -61,7 +61,10 @@ __all__ = [
     "landing_fingerprint", "read_manifest", "remove_stale_partials",
 ]
 
-SITE_ID = re.compile(r"^[a-z0-9_-]{2,32}$")
+#: The repository protocol's site_id rule (landing checks the contract in force's).
+SITE_ID = re.compile(landing_contract().site_id_pattern)
+#: The file a site writes last to say a delivery is complete (protocol delivery.yaml).
+READY_MARKER = landing_contract().ready_marker
 
 
 @dataclass(frozen=True)
@@ -84,14 +87,14 @@ class DeliveryChanged(OSError):
 def content_hash(folder: Path) -> str:
     """A delivery's identity is its files' names and bytes, not its folder's timestamps.
 
-    The `_READY` marker is a signal, not content: adding it does not make a new delivery.
+    The ready marker (`_READY`) is a signal, not content: adding it does not make a new delivery.
     A symbolic link counts by where it points, never by what it points at: hashing must
     not open a file that landing may refuse to read (links.py). `rglob` does not descend
     into linked folders.
     """
     digest = hashlib.sha256()
     entries = (p for p in folder.rglob("*")
-               if (p.is_symlink() or p.is_file()) and p.name != "_READY")
+               if (p.is_symlink() or p.is_file()) and p.name != READY_MARKER)
     for path in sorted(entries):
         digest.update(str(path.relative_to(folder)).encode())
         digest.update(b"\0")
@@ -125,15 +128,20 @@ def landing_fingerprint(protocol: Protocol | None = None) -> str:
 
 
 def is_current(manifest: Manifest | None, content: str, fingerprint: str,
-               landing: str | None = None) -> bool:
+               landing: str | None = None, contract_fingerprint: str | None = None) -> bool:
     """The landing in place was made from this content, with this key (`fingerprint`) and
-    by this landing (`landing`: `landing_fingerprint()`, the default): it may be reused."""
+    by this landing (`landing`: `landing_fingerprint()`, the default): it may be reused.
+    The landing fingerprint covers the contract in force, so a changed contract (an
+    amendment's new spelling, range or measure) lands the delivery again; `contract_fingerprint`
+    (when given) also requires the contract recorded in the manifest to be that one."""
     return (
         manifest is not None
         and manifest.content_sha256 == content
         and manifest.landing_version == (landing or landing_fingerprint())
         and manifest.key_fingerprint == fingerprint
         and manifest.landed_files is not None
+        and (contract_fingerprint is None
+             or manifest.contract_fingerprint == contract_fingerprint)
     )
 
 
@@ -179,8 +187,8 @@ def _quarantine(checked: pl.DataFrame, raw: RawTable, delivery: Delivery) -> pl.
 
 
 def land_delivery(delivery: Delivery, warehouse: Path, key: bytes,
-                  now: datetime | None = None, *, protocol: Protocol | None = None
-                  ) -> Manifest:
+                  now: datetime | None = None, *, protocol: Protocol | None = None,
+                  contract: LandingContract | None = None) -> Manifest:
     """Land one delivery (or find it already landed) and return its manifest.
 
     Never raises for bad input: a delivery that cannot be used comes back with status
@@ -188,15 +196,17 @@ def land_delivery(delivery: Delivery, warehouse: Path, key: bytes,
     place is reused only when it is current (same content, key and landing fingerprint:
     code, libraries and the contract of `protocol`, default the protocol in force) and its
     files match its manifest; anything else is landed again. The staging folder is removed
-    whatever happens.
+    whatever happens. `contract`: the contract in force
+    (default: that of `protocol`).
     """
     now = now or datetime.now(UTC)
+    contract = contract or landing_contract(protocol)
     target = delivery_dir(warehouse, delivery.site_id, delivery.delivery_id)
     content, refused = _identity(delivery)
     fingerprint = key_fingerprint(key)
     landing = landing_fingerprint(protocol)
     existing = read_manifest(target)
-    if (is_current(existing, content, fingerprint, landing)
+    if (is_current(existing, content, fingerprint, landing, contract.fingerprint)
             and not landing_problems(existing, target)):
         return existing
     manifest = Manifest(
@@ -210,13 +220,15 @@ def land_delivery(delivery: Delivery, warehouse: Path, key: bytes,
         delivery_date=delivery_date(delivery.delivery_id, now.date()).isoformat(),
         landed_at=now.isoformat(),
         landed_by=LANDING.parts(protocol),
+        contract_fingerprint=contract.fingerprint,
     )
     staging = new_staging(target)
     try:
         try:
             if refused is not None:
                 raise DeliveryRejected("unsafe_file", refused)
-            manifest.landed_files = _land_into(delivery, staging, key, now, manifest)
+            manifest.landed_files = _land_into(delivery, staging, key, now, manifest,
+                                               contract)
         except DeliveryRejected as rejected:
             shutil.rmtree(staging)
             staging.mkdir()
@@ -236,22 +248,22 @@ def land_delivery(delivery: Delivery, warehouse: Path, key: bytes,
 
 
 def _land_into(delivery: Delivery, folder: Path, key: bytes, now: datetime,
-               manifest: Manifest) -> dict[str, FileRecord]:
+               manifest: Manifest, contract: LandingContract) -> dict[str, FileRecord]:
     """Write the delivery's Parquet files into `folder`; return their verified records."""
-    if not SITE_ID.match(delivery.site_id):
+    if not re.match(contract.site_id_pattern, delivery.site_id):
         raise DeliveryRejected(
             "invalid_site_id",
-            f"site folder {delivery.site_id!r} is not 2-32 characters of a-z 0-9 - _",
+            f"site folder {delivery.site_id!r} is not {contract.site_id_description}",
         )
     link = unsafe_link(delivery.path, delivery.path.parent.parent)
     if link is not None:
         raise DeliveryRejected("unsafe_file", link)
-    raw_tables = read_delivery(delivery.path)
+    raw_tables = read_delivery(delivery.path, contract)
     manifest.source_rows = sum(t.source_rows for t in raw_tables.values())
     manifest.files = {t.source_file: t.file_sha256 for t in raw_tables.values()}
     manifest.formats = {t.name: t.dialect for t in raw_tables.values()}
     manifest.dropped_columns = sorted({c for t in raw_tables.values() for c in t.dropped_columns})
-    checked = check_delivery(raw_tables, date.fromisoformat(manifest.delivery_date))
+    checked = check_delivery(raw_tables, date.fromisoformat(manifest.delivery_date), contract)
     if checked["patients"].landed.is_empty():
         raise DeliveryRejected(
             "no_valid_patient", "not a single patient row passed the rules of protocol §3/§5"

@@ -53,6 +53,9 @@ class Manifest:
     # What the landing fingerprint was made of ({"code", "libraries", "protocol"}), so a
     # re-landing can be explained; None in manifests written before it was recorded.
     landed_by: dict[str, Any] | None = None
+    # The fingerprint of the contract it was landed under (protocol contract and
+    # pseudonymisation); empty in manifests written before the contract was recorded.
+    contract_fingerprint: str = ""
 
     @property
     def rejection_code(self) -> str | None:

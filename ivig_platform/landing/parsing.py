@@ -8,7 +8,9 @@ number convention, which protocol §4 ties to the delimiter.
 
 from __future__ import annotations
 
+import re
 import unicodedata
+from collections.abc import Collection, Mapping
 from typing import Literal
 
 import polars as pl
@@ -121,27 +123,32 @@ def parse_number(expr: pl.Expr, style: NumberStyle) -> pl.Expr:
     return pl.when(ok & number.is_finite()).then(number).otherwise(None)
 
 
-def parse_mrc(expr: pl.Expr) -> pl.Expr:
-    """Modified MRC grade: 0–5 with an optional `-`/`+` (4+ = 4.33, 3- = 2.67).
+def parse_grade(expr: pl.Expr, *, minimum: int, maximum: int,
+                modifiers: Mapping[str, float], not_allowed: Collection[str],
+                decimals: int) -> pl.Expr:
+    """A graded scale such as the modified MRC: a whole grade from `minimum` to `maximum`
+    with an optional modifier whose value is added (`4+` = 4.33, `3-` = 2.67 on the MRC
+    scale of the protocol's measures), rounded to `decimals`; null otherwise.
 
-    0-, 0+ and 5+ do not exist on the scale and are null. Spaces inside (`4 +`) are
-    tolerated; a decimal such as `4.33` is not a grade and is null.
+    The grades and modifiers come from the measure's definition (protocol
+    `contract/measures.yaml`); `not_allowed` lists written grades that do not exist on the
+    scale (`0-`, `0+`, `5+`). Spaces inside (`4 +`) are tolerated; a decimal such as `4.33`
+    is not a grade, nor is a grade with a leading zero.
     """
     s = clean_code(expr).str.replace_all(r"\s", "")
-    parts = s.str.extract_groups(r"^([0-5])([+-]?)$")
+    marks = "".join(re.escape(m) for m in modifiers)
+    parts = s.str.extract_groups(rf"^(0|[1-9][0-9]*)([{marks}]?)$" if marks
+                                 else r"^(0|[1-9][0-9]*)()$")
     grade = parts.struct.field("1").cast(pl.Float64, strict=False)
     mod = parts.struct.field("2")
-    impossible = ((grade == 0) & (mod != "")) | ((grade == 5) & (mod == "+"))
-    value = (
-        pl.when(mod == "+").then(grade + 0.33)
-        .when(mod == "-").then(grade - 0.33)
-        .otherwise(grade)
-    )
-    return pl.when(impossible).then(None).otherwise(value.round(2))
+    step = mod.replace_strict(dict(modifiers), default=0.0, return_dtype=pl.Float64)
+    impossible = s.is_in(list(not_allowed)) | (grade < minimum) | (grade > maximum)
+    value = pl.when(mod == "").then(grade).otherwise(grade + step)
+    return pl.when(impossible).then(None).otherwise(value.round(decimals))
 
 
 def fold_unit(expr: pl.Expr) -> pl.Expr:
-    """CK units compared without case, spaces, invisible characters, and with µ/μ as u."""
+    """Units compared without case, spaces, invisible characters, and with µ/μ as u."""
     return (
         clean_code(expr).str.replace_all(r"\s", "")
         .str.replace_all("[µμ]", "u")

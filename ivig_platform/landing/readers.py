@@ -18,11 +18,17 @@ from pathlib import Path
 
 import polars as pl
 
-from ivig_platform.landing.contract import CONTRACT, REJECTION_CODES, TABLES, Table
+from ivig_platform.landing.contract import (
+    REJECTION_CODES,
+    LandingContract,
+    Table,
+    landing_contract,
+)
 from ivig_platform.landing.parsing import NumberStyle, fold_header
 from ivig_platform.landing.xlsx_cells import sheet_cells, sheet_parts
 
-XLSX_NAME = "extract.xlsx"
+#: The workbook of the repository protocol (a contract in force may name another).
+XLSX_NAME = landing_contract().xlsx_name
 SOURCE_ROW = "_source_row"
 # Prefix of the hidden columns holding, per row, the formula of a cell without a value.
 FORMULA = "__formula_"
@@ -187,7 +193,8 @@ def read_csv_table(table: Table, path: Path) -> RawTable:
     )
 
 
-def read_xlsx_tables(path: Path) -> dict[str, RawTable]:
+def read_xlsx_tables(path: Path, contract: LandingContract | None = None
+                     ) -> dict[str, RawTable]:
     """One sheet per table. Cells are read as text: dates as ISO, numbers with a `.`.
 
     What the reader shows as empty is checked against the sheet XML (xlsx_cells.py): a
@@ -209,8 +216,9 @@ def read_xlsx_tables(path: Path) -> dict[str, RawTable]:
         raise DeliveryRejected("unreadable_file", f"{source}: not a readable XLSX ({exc})") \
             from None
     tables: dict[str, RawTable] = {}
-    for name in TABLES:
-        table = CONTRACT[name]
+    contract = contract or landing_contract()
+    for name in contract.table_names:
+        table = contract.tables[name]
         sheet = sheets.get(fold_header(name))
         if sheet is None:
             raise DeliveryRejected("missing_table", f"{source}: no sheet named {name!r}")
@@ -324,22 +332,26 @@ def _formula_columns(cells: list[tuple[int, int, str | None]],
     )
 
 
-def read_delivery(folder: Path) -> dict[str, RawTable]:
+def read_delivery(folder: Path, contract: LandingContract | None = None
+                  ) -> dict[str, RawTable]:
     """All five tables of a delivery folder, from CSV files or one workbook."""
+    contract = contract or landing_contract()
+    names, workbook = contract.table_names, contract.xlsx_name
     files = {p.name.lower(): p for p in folder.iterdir() if p.is_file()}
-    csvs = {name: files.get(f"{name}.csv") for name in TABLES}
-    xlsx = files.get(XLSX_NAME)
+    csvs = {name: files.get(f"{name}.csv") for name in names}
+    xlsx = files.get(workbook.lower())
     if xlsx is not None and any(csvs.values()):
         raise DeliveryRejected(
-            "mixed_formats", f"both {XLSX_NAME} and CSV tables are present; send one or the other"
+            "mixed_formats", f"both {workbook} and CSV tables are present; send one or the other"
         )
     if xlsx is not None:
-        return read_xlsx_tables(xlsx)
+        return read_xlsx_tables(xlsx, contract)
     if not any(csvs.values()):
         raise DeliveryRejected(
-            "empty_delivery", f"no {XLSX_NAME} and none of the table CSVs ({', '.join(TABLES)})"
+            "empty_delivery", f"no {workbook} and none of the table CSVs ({', '.join(names)})"
         )
     missing = [f"{name}.csv" for name, path in csvs.items() if path is None]
     if missing:
         raise DeliveryRejected("missing_table", f"missing {', '.join(missing)}")
-    return {name: read_csv_table(CONTRACT[name], path) for name, path in csvs.items() if path}
+    return {name: read_csv_table(contract.tables[name], path)
+            for name, path in csvs.items() if path}

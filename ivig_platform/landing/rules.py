@@ -2,10 +2,14 @@
 
 Each table's text is typed column by column; every rule is a `Check` (rule, column,
 violation expression). A row that violates any check is quarantined under the first one
-in `RULE_ORDER` (then column order) and the full list goes to `detail`, so a hospital
+in the contract's rule order (then column order) and the full list goes to `detail`, so a hospital
 fixing a row sees everything wrong with it at once. Cross-table rules (unknown or
 quarantined patients, adverse events before the first cycle) run after the tables they
 depend on, in the order patients → cycles → the rest.
+
+Every number and spelling comes from the contract in force (`LandingContract`, from the
+protocol): vocabularies, ranges, the date limit, each measure's value rule and units, the
+age rule. A new measure of the contract is read by its value type with no code change.
 """
 
 from __future__ import annotations
@@ -16,15 +20,7 @@ from datetime import date
 import polars as pl
 import polars.selectors as cs
 
-from ivig_platform.landing.contract import (
-    CK_UNITS,
-    CONTRACT,
-    MEASURE_RANGES,
-    RULE_ORDER,
-    VOCABULARIES,
-    Column,
-    Table,
-)
+from ivig_platform.landing.contract import Column, LandingContract, Table, landing_contract
 from ivig_platform.landing.parsing import (
     NumberStyle,
     blank_to_null,
@@ -32,13 +28,11 @@ from ivig_platform.landing.parsing import (
     fold_expr,
     fold_unit,
     parse_date,
-    parse_mrc,
     parse_number,
 )
 from ivig_platform.landing.readers import FORMULA, SOURCE_ROW, RawTable
 from ivig_platform.landing.schema import landed_schema
 
-EARLIEST_DATE = date(1900, 1, 1)
 # Prefix of the text columns kept for quarantine values: the cell as written, trimmed, and
 # null when blank (`blank_to_null`, applied once when the table is typed).
 RAW = "__raw_"
@@ -75,19 +69,21 @@ def tmp(name: str) -> pl.Expr:
     return pl.col(f"{TMP}{name}")
 
 
-def _typed(column: Column, style: NumberStyle) -> pl.Expr:
+def _typed(column: Column, style: NumberStyle, contract: LandingContract) -> pl.Expr:
     text = raw(column.name)
+    vocabularies = contract.vocabularies
     if column.kind == "date":
         return parse_date(text)
     if column.kind in ("decimal", "integer"):
         return parse_number(text, style)
     if column.kind == "category":
-        return fold_expr(text).replace_strict(VOCABULARIES[column.vocabulary], default=None)
+        return fold_expr(text).replace_strict(vocabularies[column.vocabulary], default=None)
     if column.kind == "yesno":
-        folded = fold_expr(text).replace_strict(VOCABULARIES["yesno"], default=None)
+        # the schema requires a boolean field's vocabulary to have the codes yes and no
+        folded = fold_expr(text).replace_strict(vocabularies[column.vocabulary], default=None)
         return pl.when(folded == "yes").then(True).when(folded == "no").then(False)
     if column.kind == "list":
-        vocabulary = VOCABULARIES[column.vocabulary]
+        vocabulary = vocabularies[column.vocabulary]
         items = (
             text.fill_null("")
             .str.split("|")
@@ -103,7 +99,8 @@ def _typed(column: Column, style: NumberStyle) -> pl.Expr:
     return text  # text, value: kept as text here (value is parsed per measure)
 
 
-def field_checks(table: Table, style: NumberStyle, delivery_date: date) -> list[Check]:
+def field_checks(table: Table, style: NumberStyle, delivery_date: date,
+                 earliest_date: date) -> list[Check]:
     """Rules that look at one field of one row (§3 types, ranges, vocabularies; §5 dates)."""
     checks: list[Check] = []
     for column in table.columns:
@@ -117,7 +114,7 @@ def field_checks(table: Table, style: NumberStyle, delivery_date: date) -> list[
                 Check(
                     "date_out_of_range",
                     column.name,
-                    (typed < EARLIEST_DATE) | (typed > delivery_date),
+                    (typed < earliest_date) | (typed > delivery_date),
                 )
             )
         elif column.kind in ("decimal", "integer"):
@@ -164,72 +161,96 @@ def _beyond_storage(value: pl.Expr, table: str, column: str) -> Check:
     )
 
 
-def _outside(value: pl.Expr, column: Column) -> pl.Expr:
+def _outside_range(value: pl.Expr, low: float | None, high: float | None,
+                   low_inclusive: bool) -> pl.Expr:
     below = pl.lit(False)
-    if column.low is not None:
-        below = value <= column.low if not column.low_inclusive else value < column.low
-    above = value > column.high if column.high is not None else pl.lit(False)
+    if low is not None:
+        below = value < low if low_inclusive else value <= low
+    above = value > high if high is not None else pl.lit(False)
     return below | above
 
 
-def assessment_checks(style: NumberStyle) -> tuple[list[list[pl.Expr]], list[Check]]:
-    """The value's meaning depends on the measure: an MRC grade, or a number in a range.
+def _outside(value: pl.Expr, column: Column) -> pl.Expr:
+    return _outside_range(value, column.low, column.high, column.low_inclusive)
+
+
+def _by_measure(values: dict[str, pl.Expr]) -> pl.Expr:
+    """`values[measure]` for the row's measure (null for any other)."""
+    measure = pl.col("measure")
+    expr = pl.lit(None)
+    for name, value in reversed(values.items()):
+        expr = pl.when(measure == name).then(value).otherwise(expr)
+    return expr
+
+
+def assessment_checks(style: NumberStyle, contract: LandingContract
+                      ) -> tuple[list[list[pl.Expr]], list[Check]]:
+    """The value's meaning depends on the measure: a grade read by its grammar (the
+    modified MRC), or a number (with its units converted) in the measure's range.
 
     Returns the steps of columns to add (each step reads the ones before it) and the
     checks, which read the parsed parts instead of parsing the text again.
     """
     measure = pl.col("measure")
     text = raw("value")
+    rules = contract.measures
+    graded = contract.measures_where(value_type="grade")
+    numeric = [m for m in rules if m not in graded]
+    with_units = contract.measures_with_units
+    needs_unit = [m for m in with_units if rules[m].unit_required]
     parts = [
         fold_unit(raw("unit")).alias(f"{TMP}unit"),
         parse_number(text, style).alias(f"{TMP}number"),
-        parse_mrc(text).alias(f"{TMP}mrc"),
+        *(rules[m].parse_grade(text).alias(f"{TMP}grade_{m}") for m in graded),
     ]
-    unit, number, mrc = tmp("unit"), tmp("number"), tmp("mrc")
-    factor = tmp("factor")
-    value = (
-        pl.when(measure == "mrc")
-        .then(mrc)
-        .when(measure == "ck")
-        .then(number * factor)
-        .when(measure.is_in(["mrss", "ucla_git"]))
-        .then(number)
-    )
-    unit_reported = pl.when(measure == "ck").then(raw("unit"))
-    numeric = measure.is_in(["ck", "mrss", "ucla_git"])
+    unit, number, factor = tmp("unit"), tmp("number"), tmp("factor")
+    grade = _by_measure({m: tmp(f"grade_{m}") for m in graded})
+    value = _by_measure({
+        m: tmp(f"grade_{m}") if m in graded else number * factor if m in with_units
+        else number
+        for m in rules
+    })
     out_of_range = pl.lit(False)
-    for name, (low, high, low_inclusive) in MEASURE_RANGES.items():
-        below = pl.col("value") < low if low_inclusive else pl.col("value") <= low
-        out_of_range = out_of_range | ((measure == name) & (below | (pl.col("value") > high)))
+    for name in numeric:
+        rule = rules[name]
+        outside = _outside_range(pl.col("value"), rule.low, rule.high, rule.low_inclusive)
+        out_of_range = out_of_range | ((measure == name) & outside)
     checks = [
-        Check("required", "unit", (measure == "ck") & unit.is_null()),
-        Check("invalid_number", "value", numeric & text.is_not_null() & number.is_null()),
-        Check("not_integer", "value", (measure == "mrss") & (number != number.floor())),
+        Check("required", "unit", measure.is_in(needs_unit) & unit.is_null()),
+        Check("invalid_number", "value",
+              measure.is_in(numeric) & text.is_not_null() & number.is_null()),
+        Check("not_integer", "value",
+              measure.is_in(contract.measures_where(value_type="integer"))
+              & (number != number.floor())),
         Check("out_of_range", "value", out_of_range),
-        Check(
-            "invalid_mrc_grade", "value", (measure == "mrc") & text.is_not_null() & mrc.is_null()
-        ),
-        Check("invalid_unit", "unit", (measure == "ck") & unit.is_not_null() & factor.is_null()),
+        Check("invalid_mrc_grade", "value",
+              measure.is_in(graded) & text.is_not_null() & grade.is_null()),
+        Check("invalid_unit", "unit",
+              measure.is_in(with_units) & unit.is_not_null() & factor.is_null()),
     ]
     exprs = [
-        unit.replace_strict(CK_UNITS, default=None, return_dtype=pl.Float64)
-        .alias(f"{TMP}factor"),
+        _by_measure({
+            m: unit.replace_strict(rules[m].units, default=None, return_dtype=pl.Float64)
+            for m in with_units
+        }).cast(pl.Float64).alias(f"{TMP}factor"),
         text.alias("value_as_reported"),
-        unit_reported.alias("unit_as_reported"),
+        pl.when(measure.is_in(with_units)).then(raw("unit")).alias("unit_as_reported"),
     ]
-    return [parts, exprs, [value.alias("value")]], checks
+    return [parts, exprs, [value.cast(pl.Float64).alias("value")]], checks
 
 
-def type_table(raw_table: RawTable, delivery_date: date) -> tuple[pl.DataFrame, list[Check]]:
+def type_table(raw_table: RawTable, delivery_date: date,
+               contract: LandingContract | None = None) -> tuple[pl.DataFrame, list[Check]]:
     """Typed columns next to the raw text, and the field-level checks for the table."""
-    table = CONTRACT[raw_table.name]
+    contract = contract or landing_contract()
+    table = contract.tables[raw_table.name]
     texts = [blank_to_null(pl.col(c.name)).alias(f"{RAW}{c.name}") for c in table.columns]
-    typed = [_typed(c, raw_table.number_style).alias(c.name) for c in table.columns]
-    checks = field_checks(table, raw_table.number_style, delivery_date) + formula_checks(
-        raw_table.frame.columns)
+    typed = [_typed(c, raw_table.number_style, contract).alias(c.name) for c in table.columns]
+    checks = field_checks(table, raw_table.number_style, delivery_date,
+                          contract.earliest_date) + formula_checks(raw_table.frame.columns)
     steps = [texts, typed]
-    if table.name == "assessments":
-        more, extra = assessment_checks(raw_table.number_style)
+    if any(c.kind == "value" for c in table.columns):
+        more, extra = assessment_checks(raw_table.number_style, contract)
         steps += more
         checks = checks + extra
     plan = raw_table.frame.lazy()
@@ -241,9 +262,10 @@ def type_table(raw_table: RawTable, delivery_date: date) -> tuple[pl.DataFrame, 
     return frame, checks
 
 
-def first_violation(frame: pl.DataFrame, table: Table, checks: list[Check]) -> pl.DataFrame:
+def first_violation(frame: pl.DataFrame, table: Table, checks: list[Check],
+                    rule_order: tuple[str, ...]) -> pl.DataFrame:
     """Tag each row with the first rule it breaks (or null) and the list of all it breaks."""
-    order = {rule: i for i, rule in enumerate(RULE_ORDER)}
+    order = {rule: i for i, rule in enumerate(rule_order)}
     columns = {c.name: i for i, c in enumerate(table.columns)}
     ranked = sorted(checks, key=lambda c: (order[c.rule], columns.get(c.column.split(",")[0], 99)))
     clean = [
@@ -323,21 +345,27 @@ def _duplicate_after_first(key: list[str], candidates: pl.Expr) -> pl.Expr:
     return candidates & (rank > 0)
 
 
-def check_delivery(tables: dict[str, RawTable], delivery_date: date) -> dict[str, Checked]:
-    """Apply every row rule of the protocol to a delivery's five tables."""
+def check_delivery(tables: dict[str, RawTable], delivery_date: date,
+                   contract: LandingContract | None = None) -> dict[str, Checked]:
+    """Apply every row rule of the contract in force to a delivery's five tables."""
+    contract = contract or landing_contract()
+    spec = contract.tables
     typed: dict[str, pl.DataFrame] = {}
     checks: dict[str, list[Check]] = {}
     for name, raw_table in tables.items():
-        typed[name], checks[name] = type_table(raw_table, delivery_date)
+        typed[name], checks[name] = type_table(raw_table, delivery_date, contract)
+
+    def first_violation_of(frame: pl.DataFrame, name: str, found: list[Check]) -> pl.DataFrame:
+        return first_violation(frame, spec[name], found, contract.rule_order)
 
     # Patients: every copy of a duplicated id is quarantined (the right one is unknowable).
     patients = typed["patients"]
     dup_id = pl.col("patient_id").is_not_null() & (pl.len().over("patient_id") > 1)
     patient_checks = checks["patients"] + [Check("duplicate_key", "patient_id", dup_id)]
-    patients = first_violation(patients, CONTRACT["patients"], patient_checks)
+    patients = first_violation_of(patients, "patients", patient_checks)
     all_ids = patients.get_column("patient_id").drop_nulls()
     good_ids = patients.filter(pl.col("_rule").is_null()).get_column("patient_id")
-    results = {"patients": split(patients, CONTRACT["patients"])}
+    results = {"patients": split(patients, spec["patients"])}
 
     def reference_checks() -> list[Check]:
         pid = pl.col("patient_id")
@@ -360,9 +388,9 @@ def check_delivery(tables: dict[str, RawTable], delivery_date: date) -> dict[str
     # Cycles: duplicates are judged among rows whose own fields are valid, so a broken
     # first copy does not take a good second copy down with it.
     cycle_key = ["patient_id", "cycle_number"]
-    cycles = first_violation(
+    cycles = first_violation_of(
         field_ok("ivig_cycles"),
-        CONTRACT["ivig_cycles"],
+        "ivig_cycles",
         checks["ivig_cycles"]
         + [
             Check(
@@ -373,26 +401,26 @@ def check_delivery(tables: dict[str, RawTable], delivery_date: date) -> dict[str
         ]
         + reference_checks(),
     )
-    results["ivig_cycles"] = split(cycles, CONTRACT["ivig_cycles"])
+    results["ivig_cycles"] = split(cycles, spec["ivig_cycles"])
     first_cycle = (
         results["ivig_cycles"]
         .landed.group_by("patient_id")
         .agg(pl.col("start_date").min().alias("_first_cycle"))
     )
 
-    treatments = first_violation(
+    treatments = first_violation_of(
         typed["treatments"],
-        CONTRACT["treatments"],
+        "treatments",
         checks["treatments"]
         + reference_checks()
         + [Check("end_before_start", "end_date", pl.col("end_date") < pl.col("start_date"))],
     )
-    results["treatments"] = split(treatments, CONTRACT["treatments"])
+    results["treatments"] = split(treatments, spec["treatments"])
 
     assessment_key = ["patient_id", "measure", "assessment_date"]
-    assessments = first_violation(
+    assessments = first_violation_of(
         field_ok("assessments"),
-        CONTRACT["assessments"],
+        "assessments",
         checks["assessments"]
         + [
             Check(
@@ -403,12 +431,12 @@ def check_delivery(tables: dict[str, RawTable], delivery_date: date) -> dict[str
         ]
         + reference_checks(),
     )
-    results["assessments"] = split(assessments, CONTRACT["assessments"])
+    results["assessments"] = split(assessments, spec["assessments"])
 
     events = typed["adverse_events"].join(first_cycle, on="patient_id", how="left")
-    events = first_violation(
+    events = first_violation_of(
         events,
-        CONTRACT["adverse_events"],
+        "adverse_events",
         checks["adverse_events"]
         + reference_checks()
         + [
@@ -424,13 +452,14 @@ def check_delivery(tables: dict[str, RawTable], delivery_date: date) -> dict[str
             ),
         ],
     )
-    checked_events = split(events, CONTRACT["adverse_events"])
+    checked_events = split(events, spec["adverse_events"])
     checked_events.landed = checked_events.landed.drop("_first_cycle")
     results["adverse_events"] = checked_events
 
     # Age at index needs the first landed cycle; the birth date itself stops here (§6).
     patients_landed = results["patients"].landed.join(first_cycle, on="patient_id", how="left")
-    age = ((pl.col("_first_cycle") - pl.col("birth_date")).dt.total_days() / 365.25).round(1)
+    days = (pl.col("_first_cycle") - pl.col("birth_date")).dt.total_days()
+    age = (days / contract.age_days_per_year).round(contract.age_decimals)
     results["patients"].landed = patients_landed.with_columns(age.alias("age_at_index")).drop(
         "birth_date", "_first_cycle"
     )

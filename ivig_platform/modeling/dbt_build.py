@@ -4,13 +4,19 @@ The refresh flow calls :func:`build_marts` once per refresh, on the *build file*
 file that already holds ``landed.*`` and ``quality.*``, see
 ``ivig_platform/landing/CONTRACT.md``). It runs, in this process:
 
-0. ``dbt parse`` - once; every command below runs on this parsed manifest (dbtRunner's
+0. the protocol in force is written into the build file as schema ``protocol`` (its plans
+   with their windows, measures, ranges, vocabularies: ``ivig_platform.protocol.tables``),
+   which the models read as the documented source ``protocol``; what dbt needs while
+   compiling (the vocabularies' codes, the therapy classes, the freshness thresholds) goes
+   in as vars (``dbt_vars``), so nothing of the protocol is written in ``dbt_project/``;
+1. ``dbt parse`` - once; every command below runs on this parsed manifest (dbtRunner's
    ``manifest``): no command parses again or reloads manifest.json;
-1. ``dbt source freshness`` - source freshness; stale sources become warnings, never failures;
-2. ``dbt build`` - seeds, the staging / intermediate / marts models, unit tests and data tests
-   in DAG order; a failing model or an error-severity test makes the outcome unsuccessful,
-   and the caller then keeps the previous published file;
-3. ``dbt docs generate --static`` (only after a successful build, when ``docs_dir`` is given)
+2. ``dbt source freshness`` - source freshness; stale sources become warnings, never failures;
+3. ``dbt build`` - seeds, the staging / intermediate / marts models (the stats marts are dbt
+   Python models calling ``ivig_platform.stats``), unit tests and data tests in DAG order; a
+   failing model or an error-severity test makes the outcome unsuccessful, and the caller
+   then keeps the previous published file;
+4. ``dbt docs generate --static`` (only after a successful build, when ``docs_dir`` is given)
    and copies ``index.html``, ``static_index.html``, ``manifest.json`` and ``catalog.json``
    into ``docs_dir``. After a full build the manifest already holds every node's compiled
    SQL: it is written as is and docs run with ``--no-compile`` (only the catalog is read).
@@ -33,7 +39,8 @@ to the project therefore means a full parse; an unchanged project skips it. dbt 
 a saved parse made for another DuckDB path, and every refresh builds a new file, so the parse
 sees a fixed stand-in path with the build file's name (see :func:`_parse`). The database name
 is the build file's stem: a build file with the same name on every refresh (e.g.
-``.build/<run_id>/ivig_build.duckdb``) lets refreshes reuse the parse (a full parse costs
+``.build/<run_id>/ivig.duckdb``, named as the published file so the docs name relations as
+analysts find them: ``ivig.marts.dim_patient``) lets refreshes reuse the parse (a full parse costs
 about 3-5 s, a partial one under 1 s). ``DbtOutcome.partial_parse_reused`` says whether dbt
 actually took it.
 
@@ -55,7 +62,10 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from ivig_platform.protocol.load import Protocol
 
 #: The dbt project (dbt_project.yml, profiles.yml). ``IVIG_DBT_PROJECT_DIR`` overrides it for
 #: installs where the project does not sit next to the package.
@@ -137,6 +147,7 @@ def build_marts(
     parse_cache_dir: Path | None = None,
     check_source_freshness: bool = True,
     select: list[str] | None = None,
+    protocol: Protocol | None = None,
 ) -> DbtOutcome:
     """Build the marts of protocol §8 inside ``database`` (the build file), in-process.
 
@@ -149,7 +160,7 @@ def build_marts(
         docs_dir: where the static docs site goes (index.html, static_index.html,
             manifest.json, catalog.json); None = no docs. Written only after a successful
             build.
-        vars: dbt vars overriding dbt_project.yml, e.g. ``{"post_target_days": 60}`` or
+        vars: dbt vars over the protocol's (``dbt_vars``) and dbt_project.yml's, e.g.
             ``{"freshness_as_of": "2026-01-01 00:00:00"}``.
         runner: "auto" (Prefect's runner inside a flow or task run, dbt's otherwise),
             "dbt" or "prefect".
@@ -159,6 +170,9 @@ def build_marts(
         select: dbt node selection for the build (e.g. ``["+dim_patient"]``), with only the
             tests whose parents are all selected; None = everything. A refresh that
             publishes must build everything.
+        protocol: the protocol to build under (its contract in force and every plan);
+            default ``protocol_in_force()``. Written into the build file as schema
+            ``protocol`` and passed as vars.
 
     Returns:
         The outcome. ``success`` is False when a model, seed or unit test errored, an
@@ -166,10 +180,14 @@ def build_marts(
         keep the previous published file.
     """
     started = time.perf_counter()
+    from ivig_platform.protocol.in_force import protocol_in_force
+    from ivig_platform.protocol.tables import dbt_vars
+
     database = Path(database).resolve()
     target_dir = Path(target_dir).resolve()
     docs_dir = Path(docs_dir).resolve() if docs_dir is not None else None
-    vars = dict(vars or {})
+    protocol = protocol or protocol_in_force()
+    vars = {**dbt_vars(protocol), **(vars or {})}
     use_prefect = _choose_prefect(runner)
     runner_name = "PrefectDbtRunner" if use_prefect else "dbtRunner"
 
@@ -178,6 +196,7 @@ def build_marts(
             success=False, error=f"build file not found: {database}", runner=runner_name
         )
     target_dir.mkdir(parents=True, exist_ok=True)
+    write_protocol_tables(database, protocol)
 
     with _BUILD_LOCK, _environment(_dbt_variables(database)):
         cache = _ParseCache(parse_cache_dir, database, vars)
@@ -287,6 +306,24 @@ def _run_commands(
                 NodeOutcome("docs", "docs", "docs generate", "warn", f"docs not generated: {text}")
             )
     return outcome
+
+
+def write_protocol_tables(database: Path, protocol: Protocol) -> None:
+    """The protocol in force as schema ``protocol`` of the build file (replaced if there)."""
+    import duckdb
+
+    from ivig_platform.protocol.tables import SCHEMA, protocol_tables
+
+    con = duckdb.connect(str(database))
+    try:
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
+        for name, frame in protocol_tables(protocol).items():
+            con.register("protocol_frame", frame)
+            con.execute(f"CREATE OR REPLACE TABLE {SCHEMA}.{name} AS SELECT * FROM protocol_frame")
+            con.unregister("protocol_frame")
+        con.execute("CHECKPOINT")
+    finally:
+        con.close()
 
 
 # --------------------------------------------------------------------------- invocation

@@ -10,7 +10,8 @@ Modules: `files` reads the folder, `schema` (contract, privacy, monitoring) and 
 (analysis plans) validate it, `merge` and `amend` apply amendment files, `checks` checks
 across files, `load` puts it together, `fingerprint` identifies it, `diff` compares
 versions, `document` renders the contract document, `show` and `cli` are
-`ivig protocol`.
+`ivig protocol`; `in_force` is the protocol a run works under (with its `--plan` files),
+`tables` the protocol as the tables the warehouse, dbt, the stats and the report read.
 
 The names below are imported on first use, so `ivig --help` (which registers
 `ivig protocol`) does not pay for pydantic and Polars.
@@ -26,6 +27,8 @@ _EXPORTS = {
     "load_protocol": "load", "plan_fingerprint": "load", "plans_in_force": "load",
     "Issue": "errors", "ProtocolError": "errors", "Plan": "plan", "Contract": "schema",
     "render_contract_html": "document", "render_contract_markdown": "document",
+    "protocol_in_force": "in_force", "run_under": "in_force", "with_plan_files": "in_force",
+    "contract_fingerprint": "in_force", "protocol_tables": "tables", "dbt_vars": "tables",
 }  # fmt: skip
 
 __all__ = sorted(_EXPORTS)

@@ -209,6 +209,29 @@ class ConcomitantTherapy(Model):
         return self
 
 
+class Safety(Model):
+    """§1 safety figures: which codes mean "IVIG stopped because of an adverse event" (a
+    code of `patients.ivig_stop_reason`) and "IVIG discontinued" as an adverse event's
+    action (a code of `adverse_events.action`)."""
+
+    stopped_for_adverse_event: Name
+    discontinued_action: Name
+
+    @model_validator(mode="after")
+    def _known_codes(self, info: ValidationInfo) -> Safety:
+        contract = _contract(info)
+        if contract is None:
+            return self
+        for key, field in (("stopped_for_adverse_event", "patients.ivig_stop_reason"),
+                           ("discontinued_action", "adverse_events.action")):
+            table, column = field.split(".")
+            vocabulary = contract.vocabulary(contract.table(table).field(column).vocabulary)
+            if getattr(self, key) not in vocabulary.codes:
+                raise ValueError(f"{key}: {getattr(self, key)!r} is not a code of {field} "
+                                 f"({', '.join(vocabulary.code_list)})")
+        return self
+
+
 class Plan(Model):
     """One analysis plan: v1 (the primary analysis) or an amendment's plan."""
 
@@ -223,6 +246,7 @@ class Plan(Model):
     subgroups: tuple[Subgroup, ...] = Field(min_length=1)
     summaries: Summaries
     concomitant_therapy: ConcomitantTherapy
+    safety: Safety | None = None
 
     @model_validator(mode="after")
     def _unique_names(self) -> Plan:

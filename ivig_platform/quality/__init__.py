@@ -26,7 +26,7 @@ from ivig_platform.quality.gate import (  # noqa: E402
 )
 from ivig_platform.quality.inputs import landed_tables, read_marts  # noqa: E402
 from ivig_platform.quality.pool import PoolStats, pool_stats  # noqa: E402
-from ivig_platform.quality.suites import load_suites  # noqa: E402
+from ivig_platform.quality.suites import load_suites, protocol_suites  # noqa: E402
 from ivig_platform.quality.windows import analysis_windows, patient_windows  # noqa: E402
 
 __all__ = [
@@ -43,6 +43,7 @@ __all__ = [
     "gate_markdown",
     "landed_tables",
     "load_suites",
+    "protocol_suites",
     "patient_windows",
     "pool_stats",
     "read_marts",

@@ -44,7 +44,7 @@ from great_expectations.data_context.types.resource_identifiers import (
 from ivig_platform.quality import _gx
 from ivig_platform.quality.gate import GateResult
 from ivig_platform.quality.registry import suite_specs
-from ivig_platform.quality.suites import load_suites
+from ivig_platform.quality.suites import protocol_suites
 
 SITE_NAME = "ivig_quality"
 _EXTERNAL = re.compile(
@@ -285,7 +285,7 @@ def build_data_docs(results: list[GateResult], docs_dir: Path,
             },
         })
         used = {run.suite for gate in results for run in gate.runs}
-        suites = load_suites()
+        suites = protocol_suites()
         for name in sorted(used | set(suites)):
             if name in suites:
                 context.suites.add(suites[name])

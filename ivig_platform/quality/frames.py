@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 import polars as pl
 
-from ivig_platform.quality.windows import MEASURES, analysis_windows, patient_windows
+from ivig_platform.quality.windows import analysis_windows, patient_windows, primary_plan
 
 LANDED_TABLES: tuple[str, ...] = (
     "patients", "ivig_cycles", "treatments", "assessments", "adverse_events",
@@ -107,16 +107,18 @@ def efficacy_inputs(marts: dict[str, pl.DataFrame]) -> pl.DataFrame:
 
     Patients: those with a cycle in fct_ivig_cycle, and any other patient with an
     assessment labelled baseline or post (which §7 cannot select, so it disagrees).
-    For each measure m: `baseline_m`, `post_m` = the values fct_assessment labels so
-    (the inputs of the paired analysis); `baseline_m_agrees`, `post_m_agrees` = the
-    labelled assessment's date is the one analysis_windows selects (both absent agrees).
+    For each measure m of the primary plan: `baseline_m`, `post_m` = the values
+    fct_assessment labels so (the inputs of the paired analysis); `baseline_m_agrees`,
+    `post_m_agrees` = the labelled assessment's date is the one analysis_windows selects
+    under the primary plan's windows (both absent agrees).
     """
+    plan = primary_plan()
     cycles = marts["fct_ivig_cycle"].select("patient_key", pl.col("start_date").cast(pl.Date))
     assessments = marts["fct_assessment"].select(
         "patient_key", "measure", pl.col("assessment_date").cast(pl.Date),
         pl.col("value").cast(pl.Float64), "analysis_timepoint",
     )
-    expected = analysis_windows(cycles, assessments)
+    expected = analysis_windows(cycles, assessments, plan.windows)
     labelled = (
         assessments.filter(pl.col("analysis_timepoint").is_in(["baseline", "post"]))
         .sort("patient_key", "measure", "analysis_timepoint", "assessment_date")
@@ -127,7 +129,7 @@ def efficacy_inputs(marts: dict[str, pl.DataFrame]) -> pl.DataFrame:
         [cycles.select("patient_key"), labelled.select("patient_key")]
     ).unique().sort("patient_key")
     frame = patients
-    for m in MEASURES:
+    for m in plan.measure_names:
         want = expected.filter(pl.col("measure") == m)
         for tp in ("baseline", "post"):
             got = labelled.filter(

@@ -20,7 +20,6 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +35,8 @@ from ivig_platform.quality import _gx
 from ivig_platform.quality.drift_reference import References, references_from_pool
 from ivig_platform.quality.frames import LANDING_BUILDERS, MART_BUILDERS
 from ivig_platform.quality.pool import PoolStats, drift_key, drift_values
-from ivig_platform.quality.registry import Check, checks, expectations_dir, suite_specs
-from ivig_platform.quality.suites import load_suites
+from ivig_platform.quality.registry import Check, checks, suite_specs
+from ivig_platform.quality.suites import protocol_suites
 
 CHECK_RESULT_SCHEMA: dict[str, pl.DataType] = {
     "run_id": pl.Utf8(),
@@ -163,19 +162,15 @@ class GateResult:
         return f"quality_gate: {len(failed)} error check(s) failed: {shown}{more}"
 
 
-@cache
-def _cached_suites(folder: str) -> dict[str, gx.ExpectationSuite]:
-    return load_suites(Path(folder))
-
-
-@cache
-def _checks_by_id(folder: str) -> dict[str, Check]:
-    return {c.check_id: c for c in checks(Path(folder) / "checks")}
+def _checks_by_id() -> dict[str, Check]:
+    """The checks of the protocol in force, by id (resolved once per protocol)."""
+    return {c.check_id: c for c in checks()}
 
 
 def _gate_suites(gate: str, suites: dict[str, gx.ExpectationSuite] | None
                  ) -> list[gx.ExpectationSuite]:
-    suites = suites if suites is not None else _cached_suites(str(expectations_dir()))
+    """The suites of one gate: `suites`, or those generated for the protocol in force."""
+    suites = suites if suites is not None else protocol_suites()
     order = list(suite_specs())
     chosen = [s for s in suites.values() if (s.meta or {}).get("gate") == gate]
     return sorted(chosen, key=lambda s: order.index(s.name) if s.name in order else len(order))
@@ -468,7 +463,7 @@ def _drift_parameters(suites: list[gx.ExpectationSuite], tables: dict[str, pl.Da
     parameters: dict[str, Any] = {}
     notes: dict[str, str] = {}
     skips: dict[str, str] = {}
-    registry = _checks_by_id(str(expectations_dir()))
+    registry = _checks_by_id()
     for suite in suites:
         for expectation in suite.expectations:
             meta = expectation.meta or {}

@@ -1,7 +1,13 @@
-"""Write the GX suites `expectations/<suite>.json` from the parameter tables.
+"""The GX suites, generated from the parameter tables and the protocol.
 
-    python -m ivig_platform.quality.generate          # rewrite the JSON files
+    python -m ivig_platform.quality.generate          # rewrite expectations/*.json
     python -m ivig_platform.quality.generate --check  # exit 1 when a file is stale
+
+The gates validate with suites generated at run time from the protocol in force
+(`suites.protocol_suites`): the check tables refer to protocol fields and measures, and
+the generator takes their ranges, sets and measures from the protocol (`protocol_refs`).
+The JSON files under `expectations/` are the same suites generated for the repository's
+protocol, kept for review and for Data Docs readers; a test fails when they are stale.
 
 Each check type is a template (TEMPLATES) that turns one row of the tables into one GX 1.x
 expectation; the expectation carries the check's identity in `meta` (check_id, check_type,
@@ -24,6 +30,7 @@ from typing import Any
 import great_expectations as gx
 from great_expectations.expectations.row_conditions import Column
 
+from ivig_platform.protocol.load import REPOSITORY_ROOT, Protocol, load_protocol
 from ivig_platform.quality import _gx
 from ivig_platform.quality.registry import (
     Check,
@@ -211,11 +218,12 @@ def expectation_dict(check: Check) -> dict[str, Any]:
     return config
 
 
-def suite_dicts(folder: Path | None = None) -> dict[str, dict[str, Any]]:
-    """Every suite as the JSON dict written to expectations/<suite>.json."""
+def suite_dicts(folder: Path | None = None, protocol: Protocol | None = None
+                ) -> dict[str, dict[str, Any]]:
+    """Every suite as its JSON dict, for `protocol` (default: the protocol in force)."""
     specs = suite_specs(folder)
     by_suite: dict[str, list[Check]] = {name: [] for name in specs}
-    for check in checks(folder):
+    for check in checks(folder, protocol):
         by_suite[check.suite].append(check)
     suites = {}
     for name, spec in specs.items():
@@ -237,11 +245,17 @@ def render(suite: dict[str, Any]) -> str:
     return json.dumps(suite, indent=2, ensure_ascii=False) + "\n"
 
 
+def repository_protocol() -> Protocol:
+    """The protocol the committed suite files are generated for: the repository's."""
+    return load_protocol(REPOSITORY_ROOT)
+
+
 def write_suites(target: Path | None = None, folder: Path | None = None) -> list[Path]:
-    """Rewrite every suite file under `target` (default: expectations/); remove stale ones."""
+    """Rewrite every suite file under `target` (default: expectations/) for the repository's
+    protocol; remove stale ones."""
     target = target or expectations_dir()
     written = []
-    suites = suite_dicts(folder)
+    suites = suite_dicts(folder, repository_protocol())
     for name, suite in suites.items():
         path = target / f"{name}.json"
         path.write_text(render(suite), encoding="utf-8")
@@ -255,7 +269,7 @@ def write_suites(target: Path | None = None, folder: Path | None = None) -> list
 def stale_files(target: Path | None = None, folder: Path | None = None) -> list[str]:
     """Names of suite files that differ from what the tables generate (or are missing/extra)."""
     target = target or expectations_dir()
-    suites = suite_dicts(folder)
+    suites = suite_dicts(folder, repository_protocol())
     stale = [
         f"{name}.json" for name, suite in suites.items()
         if not (target / f"{name}.json").exists()

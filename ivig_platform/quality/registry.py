@@ -8,7 +8,9 @@
   row yields the checks column_type and, when required, required_value; the rows of a
   suite together yield its columns_present check;
 - `field_checks.csv`: one row per further check (suite × column × check type, parameters,
-  severity and threshold when not the type's default, and the reasoning in `notes`).
+  severity and threshold when not the type's default, and the reasoning in `notes`). A
+  row whose `protocol` cell is set takes its range, set or measures from the protocol in
+  force instead of writing them (`protocol_refs.py`), so the suites follow an amendment.
 
 Adding a check is one row; adding a check type is one row in check_types.csv, one template
 in `generate.py` and one entry in `expectations/README.md`.
@@ -20,6 +22,10 @@ import csv
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ivig_platform.protocol.load import Protocol
 
 SEVERITIES = ("error", "warn")
 CATEGORIES = ("conformance", "completeness", "plausibility")
@@ -75,6 +81,8 @@ class Check:
     subcategory: str
     notes: str
     source: str
+    #: The protocol reference the row was resolved from (`protocol_refs.py`), if any.
+    protocol: str = ""
 
     @property
     def check_id(self) -> str:
@@ -152,12 +160,36 @@ def _check(types: dict[str, CheckType], suites: dict[str, SuiteSpec], source: st
         subcategory=kind.subcategory,
         notes=row.get("notes", ""),
         source=source,
+        protocol=row.get("protocol", ""),
     )
 
 
-def checks(folder: Path | None = None) -> list[Check]:
-    """Every check of every suite, in the order of the tables (fields first)."""
-    folder = folder or checks_dir()
+def checks(folder: Path | None = None, protocol: Protocol | None = None) -> list[Check]:
+    """Every check of every suite, in the order of the tables (fields first), with the
+    rows that refer to the protocol resolved against `protocol` (default: the protocol in
+    force)."""
+    if protocol is None:
+        from ivig_platform.protocol.in_force import protocol_in_force
+
+        protocol = protocol_in_force()
+    folder = (folder or checks_dir()).resolve()
+    stamps = tuple((p.name, p.stat().st_mtime_ns, p.stat().st_size)
+                   for p in sorted(folder.glob("*.csv")))
+    key = (str(folder), stamps, protocol.fingerprint)
+    found = _RESOLVED.get(key)
+    if found is None:
+        found = _RESOLVED[key] = _checks(folder, protocol)
+    return list(found)
+
+
+#: Resolved checks by folder (and its files' stamps) and protocol fingerprint: the tables
+#: are read once per protocol.
+_RESOLVED: dict[tuple[str, tuple, str], tuple[Check, ...]] = {}
+
+
+def _checks(folder: Path, protocol: Protocol) -> tuple[Check, ...]:
+    from ivig_platform.quality.protocol_refs import resolve_row
+
     types, suites = check_types(folder), suite_specs(folder)
     found: list[Check] = []
     fields = _read(folder / "fields.csv")
@@ -174,11 +206,12 @@ def checks(folder: Path | None = None) -> list[Check]:
         if row["required"] == "yes":
             found.append(_check(types, suites, "fields.csv",
                                 {**base, "check_type": "required_value"}))
-    for row in _read(folder / "field_checks.csv"):
-        found.append(_check(types, suites, "field_checks.csv", row))
+    for line, row in enumerate(_read(folder / "field_checks.csv"), start=2):
+        for resolved in resolve_row(row, protocol, f"field_checks.csv line {line}"):
+            found.append(_check(types, suites, "field_checks.csv", resolved))
     seen: set[str] = set()
     for check in found:
         if check.check_id in seen:
             raise ValueError(f"duplicate check {check.check_id}")
         seen.add(check.check_id)
-    return found
+    return tuple(found)

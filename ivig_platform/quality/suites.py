@@ -1,18 +1,23 @@
-"""Reading the GX suites from `expectations/*.json` (a fresh checkout is enough).
+"""The GX suites the gates run: generated from the protocol in force, or read from files.
 
-The files are plain GX 1.x suite JSON written by `generate.py`; loading needs no GX project
-folder and no stored state: each suite is built in memory from its file.
+`protocol_suites()` generates them from the check tables and the protocol in force (the
+run's, with its amendments): what the gates validate. `load_suites()` reads the generated
+files `expectations/*.json` (the repository protocol's, for review and tests). Neither
+needs a GX project folder or stored state: each suite is built in memory.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import great_expectations as gx
 
-from ivig_platform.quality.registry import expectations_dir
+from ivig_platform.quality.registry import checks_dir, expectations_dir
+
+if TYPE_CHECKING:
+    from ivig_platform.protocol.load import Protocol
 
 
 def suite_files(folder: Path | None = None) -> list[Path]:
@@ -46,3 +51,23 @@ def build_suite(data: dict[str, Any]) -> gx.ExpectationSuite:
 def load_suites(folder: Path | None = None) -> dict[str, gx.ExpectationSuite]:
     """Every suite of `expectations/`, by name (e.g. `landed.assessments`)."""
     return {name: build_suite(data) for name, data in load_suite_dicts(folder).items()}
+
+
+_GENERATED: dict[tuple[str, str], dict[str, gx.ExpectationSuite]] = {}
+
+
+def protocol_suites(protocol: Protocol | None = None, folder: Path | None = None
+                    ) -> dict[str, gx.ExpectationSuite]:
+    """Every suite generated for `protocol` (default: the protocol in force), by name."""
+    from ivig_platform.quality.generate import suite_dicts
+
+    if protocol is None:
+        from ivig_platform.protocol.in_force import protocol_in_force
+
+        protocol = protocol_in_force()
+    folder = folder or checks_dir()
+    key = (str(folder.resolve()), protocol.fingerprint)
+    if key not in _GENERATED:
+        _GENERATED[key] = {name: build_suite(data)
+                           for name, data in suite_dicts(folder, protocol).items()}
+    return _GENERATED[key]

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import math
 
+from ivig_platform.protocol.load import load_protocol
 from ivig_platform.report.privacy import MISSING, SUPPRESSED, is_small, mask_count
 
-#: Display decimals of each measure (CK in U/L, mRSS integers, MRC and UCLA GIT fractions).
-MEASURE_DECIMALS: dict[str, int] = {"mrc": 2, "ck": 0, "mrss": 1, "ucla_git": 2}
+#: Display decimals of each measure of the primary plan (protocol/analysis/v1.yaml).
+MEASURE_DECIMALS: dict[str, int] = {
+    m.name: m.decimals for m in load_protocol().primary_plan.measures
+}
 
 
 def is_missing(x: float | None) -> bool:

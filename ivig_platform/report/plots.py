@@ -30,22 +30,18 @@ import polars as pl
 import polars.selectors as cs
 import vl_convert
 
+from ivig_platform.protocol.load import load_protocol
 from ivig_platform.report.model import Figure
 from ivig_platform.report.privacy import is_small, mask_count
 
-MEASURES: tuple[str, ...] = ("mrc", "ck", "mrss", "ucla_git")
-MEASURE_LABELS: dict[str, str] = {
-    "mrc": "Muscle strength (modified MRC)",
-    "ck": "Creatine kinase (CK)",
-    "mrss": "Modified Rodnan skin score (mRSS)",
-    "ucla_git": "UCLA SCTC GIT 2.0 total",
-}
-AXIS_TITLES: dict[str, str] = {
-    "mrc": "MRC grade (0–5)",
-    "ck": "CK, U/L (log scale)",
-    "mrss": "mRSS (0–51)",
-    "ucla_git": "UCLA GIT 2.0 total (0–2.83)",
-}
+#: The primary plan's measures, in order, with their labels and axis titles and how each
+#: is plotted (protocol/analysis/v1.yaml and the amendments of protocol/amendments/): the
+#: report presents the primary analysis.
+_PLAN = load_protocol().primary_plan
+MEASURES: tuple[str, ...] = _PLAN.measure_names
+MEASURE_LABELS: dict[str, str] = {m.name: m.label for m in _PLAN.measures}
+AXIS_TITLES: dict[str, str] = {m.name: m.axis_title for m in _PLAN.measures}
+_PLOTS = {m.name: m for m in _PLAN.measures}
 TIMEPOINTS: tuple[str, str] = ("Baseline", "Post")
 PATIENT_COLOUR = "#7b8794"
 MEDIAN_COLOUR = "#b03a2e"
@@ -142,6 +138,16 @@ def _rows(frame: pl.DataFrame, decimals: int | None = PLOT_DECIMALS) -> list[dic
     return frame.to_dicts()
 
 
+
+def _scale(measure: str) -> dict[str, Any]:
+    """The y scale the plan asks for: the valid range, a log scale or from zero."""
+    m = _PLOTS.get(measure)
+    if m is not None and m.plot == "log":
+        return {"type": "log"}
+    if m is not None and m.plot_domain is not None and None not in m.plot_domain:
+        return {"domain": [int(x) if x == int(x) else x for x in m.plot_domain]}
+    return {"zero": True, "nice": True}
+
 def paired_spec(pairs: pl.DataFrame, measure: str) -> dict[str, Any]:
     """The Vega-Lite spec of one measure's plot from ``paired_values`` rows.
 
@@ -158,12 +164,7 @@ def paired_spec(pairs: pl.DataFrame, measure: str) -> dict[str, Any]:
     else:  # every line is drawn: no band, so no quartiles in the spec
         stats = stats.select("timepoint", "median")
 
-    if measure == "ck":
-        scale: dict[str, Any] = {"type": "log"}
-    elif measure == "mrc":
-        scale = {"domain": [0, 5]}
-    else:
-        scale = {"zero": True, "nice": True}
+    scale = _scale(measure)
     x = {
         "field": "timepoint",
         "type": "nominal",

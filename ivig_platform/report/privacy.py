@@ -53,16 +53,25 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ivig_platform.protocol.load import load_protocol
+
+#: Protocol §6's small-cell rule (protocol/privacy.yaml): counts from 1 to threshold - 1
+#: are small. The docstrings and notes say 1-4 and <5: the threshold of v1.
+_CELLS = load_protocol().privacy.small_cells
+#: The smallest count that is not small (5 in v1).
+THRESHOLD = _CELLS.threshold
+#: How the notes write the small counts: "1–4".
+SMALL_RANGE = f"1–{THRESHOLD - 1}"
 #: What a count of 1-4 is displayed as.
-MASK = "<5"
+MASK = _CELLS.mask
 #: What a count hidden by secondary suppression is displayed as, and every statistic
 #: (percentage, rate, mean, CI, p) resting on such a count.
 HIDDEN = "§6"
 #: Displayed instead of a statistic (mean, SD, percentage, plot) of fewer than 5 patients.
-SUPPRESSED = "n<5"
+SUPPRESSED = f"n{MASK}"
 #: Displayed for a value that is missing or cannot be computed.
 MISSING = "—"
-_SMALL = range(1, 5)
+_SMALL = range(1, _CELLS.threshold)
 #: How many candidate partners are tried (each costs two integer programs).
 _TRIED = 6
 #: How many shown cells in a row a set of partners may reach through.

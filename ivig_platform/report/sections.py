@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 
 import polars as pl
 
+from ivig_platform.protocol.load import load_protocol
 from ivig_platform.report import formatting as fmt
 from ivig_platform.report import reference
 from ivig_platform.report.model import Cell, Row, Section, Table, group_row
@@ -22,7 +23,11 @@ from ivig_platform.report.plots import MAX_LINES, MEASURES, paired_figures
 from ivig_platform.report.privacy import (
     HIDDEN,
     HIDDEN_NOTE,
+    MASK,
     MISSING,
+    SMALL_RANGE,
+    SUPPRESSED,
+    THRESHOLD,
     Disclosure,
     mask_count,
     protect,
@@ -58,20 +63,12 @@ SECTION_TITLES: dict[str, str] = {
     "published": "6. Published figures beside the computed ones",
 }
 
-MEASURE_SHORT: dict[str, str] = {
-    "mrc": "MRC (0–5)",
-    "ck": "CK (U/L)",
-    "mrss": "mRSS (0–51)",
-    "ucla_git": "UCLA GIT 2.0 (0–2.83)",
-}
+#: The primary plan's short measure labels and subgroup titles (the report presents the
+#: primary analysis; protocol/analysis/v1.yaml and the amendments in force).
+_PLAN = load_protocol().primary_plan
+MEASURE_SHORT: dict[str, str] = {m.name: m.short_label for m in _PLAN.measures}
 SUBGROUP_TITLES: dict[tuple[str, str], str] = {
-    ("all", "all"): "All patients",
-    ("ssc_subtype", "diffuse"): "Diffuse cutaneous SSc",
-    ("ssc_subtype", "limited"): "Limited cutaneous SSc",
-    ("indication", "myositis"): "Indication: myositis",
-    ("indication", "gastrointestinal"): "Indication: gastrointestinal",
-    ("indication", "skin"): "Indication: skin",
-    ("indication", "other"): "Indication: other",
+    (g.name, v.value): v.title for g in _PLAN.subgroups for v in g.values
 }
 
 
@@ -285,8 +282,9 @@ def _row(label: str, texts: list[str], kind: str, *, indent: int = 0) -> Row:
 
 
 _PRIVACY_NOTE = (
-    "Protocol §6: counts of 1–4 are shown as <5, percentages of such counts are left out, "
-    "and statistics of fewer than 5 patients are shown as n<5."
+    f"Protocol §6: counts of {SMALL_RANGE} are shown as {MASK}, percentages of such counts "
+    f"are left out, and statistics of fewer than {THRESHOLD} patients are shown as "
+    f"{SUPPRESSED}."
 )
 
 
@@ -532,7 +530,8 @@ def plots_section(assessments: pl.DataFrame | None, patients: pl.DataFrame | Non
             "interquartile range of all of them at each timepoint."
         ),
         figures=tuple(paired_figures(assessments, patients)),
-        notes=("Measures of fewer than 5 paired patients are not plotted (protocol §6).",),
+        notes=(f"Measures of fewer than {THRESHOLD} paired patients are not plotted "
+               "(protocol §6).",),
     )
 
 
@@ -891,8 +890,9 @@ def published_section(
         notes=(
             "Computed from marts.mart_cohort (overall column), marts.mart_efficacy (all "
             "patients, paired means; MRC grade 3–5 = post ≥ 3) and marts.mart_safety.",
-            "Counts of 1–4 are shown as <5 in both columns (protocol §6), and a computed "
-            "value resting on 1–4 patients, or on a count hidden to protect one (§6), gets "
+            f"Counts of {SMALL_RANGE} are shown as {MASK} in both columns (protocol §6), and a "
+            f"computed value resting on {SMALL_RANGE} patients, or on a count hidden to "
+            "protect one (§6), gets "
             "no mark, since the mark would disclose it.",
         ),
     )

@@ -1,83 +1,47 @@
-"""Efficacy table (``marts.mart_efficacy``, protocol §7 and §8) from the marts, no I/O."""
+"""Efficacy table (``marts.mart_efficacy``, protocol §7 and §8) from the marts, no I/O.
+
+Everything the protocol defines (measures, responder rules, subgroups, the summary
+conventions) comes from an ``EfficacySpec`` of one plan (``spec.py``), so the same code
+computes the primary plan's mart_efficacy and every amendment's rows of
+mart_efficacy_by_plan.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-
 import polars as pl
 
+from ivig_platform.protocol.plan import Condition
 from ivig_platform.stats._frames import analysed_patients, require_columns
+from ivig_platform.stats.spec import EfficacySpec, ResponderSpec
 from ivig_platform.stats.summaries import describe, mean, sd
-from ivig_platform.stats.tests_paired import (
-    MIN_PAIRS,
-    ROUND_DECIMALS,
-    t_critical,
-    t_two_sided_p,
-    wilcoxon_p,
-)
-
-MEASURES: tuple[str, ...] = ("mrc", "ck", "mrss", "ucla_git")
-SSC_SUBTYPES: tuple[str, ...] = ("diffuse", "limited")
-INDICATIONS: tuple[str, ...] = ("myositis", "gastrointestinal", "skin", "other")
-
-#: (subgroup, subgroup_value) in output order (§7 "overall, SSc subtype, each indication").
-SUBGROUPS: tuple[tuple[str, str], ...] = (
-    ("all", "all"),
-    *(("ssc_subtype", v) for v in SSC_SUBTYPES),
-    *(("indication", v) for v in INDICATIONS),
-)
-
-#: Upper limit of normal used by the CK responder rule (U/L).
-CK_NORMAL_LIMIT_U_L = 200.0
-#: mRSS minimal clinically important difference (protocol §1: about 5 points).
-MRSS_MCID = 5.0
-#: MRC "grade 3-5" threshold on the post value (3- = 2.67 is below).
-MRC_GRADE_3 = 3.0
-
-
-def _r(expr: pl.Expr) -> pl.Expr:
-    """Round to the §7 9 decimals so float noise cannot move a value across a threshold."""
-    return expr.round(ROUND_DECIMALS)
-
-
-@dataclass(frozen=True)
-class ResponderRule:
-    """A responder definition over one complete pair (columns ``baseline``, ``post``).
-
-    ``eligible`` selects the pairs that form the denominator; ``responder`` the pairs,
-    among the eligible, that count as responders.
-    """
-
-    text: str
-    eligible: pl.Expr
-    responder: pl.Expr
-
+from ivig_platform.stats.tests_paired import t_critical, t_two_sided_p, wilcoxon_p
 
 _BASE, _POST = pl.col("baseline"), pl.col("post")
+_QUANTITY = {
+    "baseline": _BASE, "post": _POST, "change": _POST - _BASE, "decrease": _BASE - _POST,
+}  # fmt: skip
 
-#: Responder rules by measure. ucla_git has none: the protocol defines no responder rule
-#: for it, and its published MIDs are anchor-based ranges, not one agreed threshold.
-RESPONDER_RULES: dict[str, ResponderRule] = {
-    "mrc": ResponderRule(
-        text="post >= 3 (MRC grade 3-5; 3- = 2.67 is below); denominator: n_paired",
-        eligible=pl.lit(True),
-        responder=_r(_POST) >= MRC_GRADE_3,
-    ),
-    "ck": ResponderRule(
-        text=(
-            "post < 200 U/L among pairs with baseline >= 200 U/L; "
-            "denominator: pairs with baseline >= 200 U/L"
-        ),
-        eligible=_r(_BASE) >= CK_NORMAL_LIMIT_U_L,
-        responder=_r(_POST) < CK_NORMAL_LIMIT_U_L,
-    ),
-    "mrss": ResponderRule(
-        text="baseline - post >= 5 points (mRSS MCID); denominator: n_paired",
-        eligible=pl.lit(True),
-        responder=_r(_BASE - _POST) >= MRSS_MCID,
-    ),
-}
+
+def _condition(c: Condition, decimals: int) -> pl.Expr:
+    """`quantity op value` on one pair, after rounding to the plan's decimals (§7), so float
+    noise cannot move a value across a threshold."""
+    x = _QUANTITY[c.quantity].round(decimals)
+    return {"<": x < c.value, "<=": x <= c.value, ">": x > c.value, ">=": x >= c.value}[c.op]
+
+
+def responder_exprs(rule: ResponderSpec, decimals: int) -> tuple[pl.Expr, pl.Expr]:
+    """(eligible, responder) over one complete pair (columns ``baseline``, ``post``)."""
+    eligible = pl.lit(True) if rule.eligible is None else _condition(rule.eligible, decimals)
+    return eligible, _condition(rule.responder, decimals)
+
+
+def default_spec() -> EfficacySpec:
+    """The primary plan of the protocol in force."""
+    from ivig_platform.protocol.in_force import protocol_in_force
+
+    protocol = protocol_in_force()
+    return EfficacySpec.from_plan(protocol.primary_plan, protocol)
+
 
 #: §8 columns of mart_efficacy, in order.
 MART_COLUMNS: tuple[str, ...] = (
@@ -104,30 +68,38 @@ EFFICACY_SCHEMA: dict[str, pl.DataType] = {
 }
 
 _ASSESSMENT_COLUMNS = ("patient_key", "measure", "value", "analysis_timepoint")
-_PATIENT_COLUMNS = (
-    "patient_key", "ssc_subtype", "n_cycles", *(f"indication_{v}" for v in INDICATIONS),
-)  # fmt: skip
 _KEYS = ["subgroup", "subgroup_value", "measure"]
 
 
-def efficacy_table(assessments: pl.DataFrame, patients: pl.DataFrame) -> pl.DataFrame:
-    """Paired baseline/post analysis per subgroup x measure (mart_efficacy).
+def _patient_columns(spec: EfficacySpec) -> list[str]:
+    columns = ["patient_key", "n_cycles"]
+    for g in spec.subgroups:
+        if g.kind == "list":
+            columns.append(f"{g.column}_{g.value}")
+        elif g.column:
+            columns.append(g.column)
+    return list(dict.fromkeys(columns))
+
+
+def efficacy_table(assessments: pl.DataFrame, patients: pl.DataFrame,
+                   spec: EfficacySpec | None = None) -> pl.DataFrame:
+    """Paired baseline/post analysis per subgroup x measure (mart_efficacy) of one plan.
 
     Inputs: ``assessments`` shaped like ``marts.fct_assessment`` (uses ``patient_key``,
-    ``measure``, ``value``, ``analysis_timepoint``) and ``patients`` like
-    ``marts.dim_patient`` (uses ``patient_key``, ``ssc_subtype``, ``n_cycles``,
-    ``indication_*``). Extra columns are ignored.
+    ``measure``, ``value``, ``analysis_timepoint`` as labelled under the plan) and
+    ``patients`` like ``marts.dim_patient`` (uses ``patient_key``, ``n_cycles`` and the
+    columns of the plan's subgroups: ``ssc_subtype``, ``indication_*``). Extra columns are
+    ignored. ``spec``: the plan (default: the primary plan of the protocol in force).
 
-    Grain: one row per subgroup x measure, always all 7 x 4 = 28 rows, in the order of
-    ``SUBGROUPS`` then ``MEASURES``, even when ``n_paired`` is 0.
+    Grain: one row per subgroup x measure of the plan, always every one (v1: 7 x 4 = 28
+    rows), in the order of the plan's subgroups then measures, even when ``n_paired`` is 0.
 
     Who counts:
       * Patients with ``n_cycles`` 0 (or null) leave every analysis (§7); assessments of
         patients absent from ``patients`` are ignored.
-      * Subgroups: ``all``; ``ssc_subtype`` diffuse / limited (null subtype: only in
-        ``all``); ``indication`` myositis / gastrointestinal / skin / other from the
-        ``indication_*`` flags (null = false) — a patient with two indications counts in
-        both rows.
+      * Subgroups (v1): ``all``; ``ssc_subtype`` by code (null subtype: only in ``all``);
+        ``indication`` by code from the ``indication_*`` flags (null = false) — a patient
+        with two indications counts in both rows.
       * Per patient x measure, the row flagged ``analysis_timepoint`` 'baseline' and the
         one flagged 'post' (other rows ignored). More than one row for a patient x
         measure x timepoint raises ``ValueError`` (dbt guarantees at most one). A null
@@ -145,43 +117,49 @@ def efficacy_table(assessments: pl.DataFrame, patients: pl.DataFrame) -> pl.Data
         Match R ``t.test(post, baseline, paired = TRUE)`` (see ``paired_t_test``). Null
         for n_paired < 2, and CI/p also when all differences are equal (R: "data are
         essentially constant").
-      * ``wilcoxon_p``: R ``wilcox.test(post, baseline, paired = TRUE)`` with §7's
-        9-decimal rounding (see ``wilcoxon_signed_rank``). Null for n_paired < 2 (§7;
-        R would give p = 1 for one pair) and when every difference is zero (R: NaN).
+      * ``wilcoxon_p``: R ``wilcox.test(post, baseline, paired = TRUE)`` with the plan's
+        rounding of differences (see ``wilcoxon_signed_rank``). Null for fewer pairs than
+        the plan's ``min_pairs`` (§7; R would give p = 1 for one pair) and when every
+        difference is zero (R: NaN).
       * ``n_baseline_only``, ``n_post_only`` (see above).
       * ``sd_change``: SD (n - 1) of the differences; ``cohens_dz``: mean_change /
-        sd_change (null when ttest_p is null for want of pairs or of spread).
+        sd_change, null when ttest_p is null for want of pairs or of spread, and for fewer
+        pairs than the small-cell threshold of §6 (5): with two pairs sd_change is noise
+        and d is any size (-52.3), and the report shows no statistic of fewer than 5.
       * ``n_responders`` / ``n_responder_denominator`` / ``pct_responders`` (percent,
-        0-100, null when the denominator is 0) and ``responder_rule`` (the rule as text):
-        mrc post >= 3 over n_paired; mrss baseline - post >= 5 over n_paired; ck
-        post < 200 U/L over the pairs with baseline >= 200 U/L; ucla_git: all four null
-        (no rule in the protocol). Thresholds are compared after rounding to 9 decimals.
+        0-100, null when the denominator is 0) and ``responder_rule`` (the rule as text),
+        by the plan's responder rules (v1: mrc post >= 3 over n_paired; mrss baseline -
+        post >= 5 over n_paired; ck post < 200 U/L over the pairs with baseline >= 200
+        U/L); a measure without a rule has all four null. Thresholds are compared after
+        rounding to the plan's decimals.
     """
+    spec = spec or default_spec()
     require_columns(assessments, _ASSESSMENT_COLUMNS, "assessments")
-    require_columns(patients, _PATIENT_COLUMNS, "patients")
+    require_columns(patients, _patient_columns(spec), "patients")
     analysed = analysed_patients(patients)
 
     long = (
-        _memberships(analysed)
-        .join(_pairs(assessments, analysed), on="patient_key", how="inner")
+        _memberships(analysed, spec)
+        .join(_pairs(assessments, analysed, spec), on="patient_key", how="inner")
         .with_columns(
-            _by_measure(lambda rule: rule.eligible).alias("_eligible"),
-            _by_measure(lambda rule: rule.responder).alias("_responder"),
+            _by_measure(spec, 0).alias("_eligible"),
+            _by_measure(spec, 1).alias("_responder"),
         )
     )
     # a fixed row order within groups makes float sums, hence the output, reproducible
-    stats = long.sort([*_KEYS, "patient_key"]).group_by(_KEYS).agg(_aggregations())
+    stats = long.sort([*_KEYS, "patient_key"]).group_by(_KEYS).agg(_aggregations(spec))
     return (
-        _grid()
+        _grid(spec)
         .join(stats, on=_KEYS, how="left")
         .sort("_order")
         .with_columns(pl.col("n_paired", "n_baseline_only", "n_post_only").fill_null(0))
-        .with_columns(_derived())
+        .with_columns(_derived(spec))
         .select(pl.col(c).cast(dtype) for c, dtype in EFFICACY_SCHEMA.items())
     )
 
 
-def efficacy_pairs(assessments: pl.DataFrame, patients: pl.DataFrame) -> pl.DataFrame:
+def efficacy_pairs(assessments: pl.DataFrame, patients: pl.DataFrame,
+                   spec: EfficacySpec | None = None) -> pl.DataFrame:
     """The complete (patient, baseline, post) pairs behind each mart_efficacy row.
 
     Columns ``subgroup``, ``subgroup_value``, ``measure``, ``patient_key``, ``baseline``,
@@ -190,40 +168,36 @@ def efficacy_pairs(assessments: pl.DataFrame, patients: pl.DataFrame) -> pl.Data
     from. Inputs as for ``efficacy_table``.
     """
     require_columns(assessments, _ASSESSMENT_COLUMNS, "assessments")
-    require_columns(patients, _PATIENT_COLUMNS, "patients")
+    spec = spec or default_spec()
+    require_columns(patients, _patient_columns(spec), "patients")
     analysed = analysed_patients(patients)
     return (
-        _memberships(analysed)
-        .join(_pairs(assessments, analysed), on="patient_key", how="inner")
+        _memberships(analysed, spec)
+        .join(_pairs(assessments, analysed, spec), on="patient_key", how="inner")
         .filter(_BASE.is_not_null() & _POST.is_not_null())
         .select(*_KEYS, "patient_key", "baseline", "post")
         .sort(*_KEYS, "patient_key")
     )
 
 
-def _memberships(analysed: pl.DataFrame) -> pl.DataFrame:
+def _memberships(analysed: pl.DataFrame, spec: EfficacySpec) -> pl.DataFrame:
     """One row per analysed patient x subgroup the patient belongs to."""
     key = pl.col("patient_key")
-    overall = analysed.select(key, subgroup=pl.lit("all"), subgroup_value=pl.lit("all"))
-    subtype = analysed.filter(pl.col("ssc_subtype").cast(pl.String).is_in(SSC_SUBTYPES)).select(
-        key, subgroup=pl.lit("ssc_subtype"), subgroup_value=pl.col("ssc_subtype").cast(pl.String)
-    )
-    indication = (
-        analysed.select(
-            key,
-            *(
-                pl.col(f"indication_{v}").cast(pl.Boolean).fill_null(False).alias(v)
-                for v in INDICATIONS
-            ),
-        )
-        .unpivot(index="patient_key", variable_name="subgroup_value", value_name="_member")
-        .filter(pl.col("_member"))
-        .select(key, subgroup=pl.lit("indication"), subgroup_value=pl.col("subgroup_value"))
-    )
-    return pl.concat([overall, subtype, indication], how="vertical")
+    parts = []
+    for g in spec.subgroups:
+        if g.column is None:
+            member = pl.lit(True)
+        elif g.kind == "list":
+            member = pl.col(f"{g.column}_{g.value}").cast(pl.Boolean).fill_null(False)
+        else:
+            member = (pl.col(g.column).cast(pl.String) == g.value).fill_null(False)
+        parts.append(analysed.filter(member).select(
+            key, subgroup=pl.lit(g.subgroup), subgroup_value=pl.lit(g.value)))
+    return pl.concat(parts, how="vertical")
 
 
-def _pairs(assessments: pl.DataFrame, analysed: pl.DataFrame) -> pl.DataFrame:
+def _pairs(assessments: pl.DataFrame, analysed: pl.DataFrame,
+           spec: EfficacySpec) -> pl.DataFrame:
     """One row per analysed patient x measure with a baseline or post: baseline, post."""
     flagged = (
         assessments.select(
@@ -232,7 +206,8 @@ def _pairs(assessments: pl.DataFrame, analysed: pl.DataFrame) -> pl.DataFrame:
             pl.col("analysis_timepoint").cast(pl.String).alias("timepoint"),
             pl.col("value").cast(pl.Float64).fill_nan(None),
         )
-        .filter(pl.col("measure").is_in(MEASURES) & pl.col("timepoint").is_in(["baseline", "post"]))
+        .filter(pl.col("measure").is_in(list(spec.measures))
+                & pl.col("timepoint").is_in(["baseline", "post"]))
         .join(analysed.select("patient_key"), on="patient_key", how="semi")
     )
     duplicated = (
@@ -255,15 +230,16 @@ def _pairs(assessments: pl.DataFrame, analysed: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _by_measure(pick: Callable[[ResponderRule], pl.Expr]) -> pl.Expr:
-    """The per-measure expression chosen by ``pick`` from RESPONDER_RULES; null if none."""
+def _by_measure(spec: EfficacySpec, which: int) -> pl.Expr:
+    """Per measure, its rule's eligible (0) or responder (1) expression; null if none."""
     expr = pl.lit(None, dtype=pl.Boolean)
-    for measure, rule in RESPONDER_RULES.items():
-        expr = pl.when(pl.col("measure") == measure).then(pick(rule)).otherwise(expr)
+    for measure, rule in spec.responders.items():
+        chosen = responder_exprs(rule, spec.round_decimals)[which]
+        expr = pl.when(pl.col("measure") == measure).then(chosen).otherwise(expr)
     return expr
 
 
-def _aggregations() -> list[pl.Expr]:
+def _aggregations(spec: EfficacySpec) -> list[pl.Expr]:
     has_base, has_post = _BASE.is_not_null(), _POST.is_not_null()
     paired = has_base & has_post
     base, post = _BASE.filter(paired), _POST.filter(paired)
@@ -274,33 +250,36 @@ def _aggregations() -> list[pl.Expr]:
         paired.sum().alias("n_paired"),
         (has_base & ~has_post).sum().alias("n_baseline_only"),
         (~has_base & has_post).sum().alias("n_post_only"),
-        *describe(base, "baseline"),
-        *describe(post, "post"),
+        *describe(base, "baseline", spec.sd_ddof),
+        *describe(post, "post", spec.sd_ddof),
         mean(change).alias("mean_change"),
-        sd(change).alias("sd_change"),
+        sd(change, spec.sd_ddof).alias("sd_change"),
         # all differences equal once rounded (sd 0 up to float noise): no t statistic
-        (_r(change).n_unique() <= 1).alias("_constant"),
-        wilcoxon_p(post, base).alias("wilcoxon_p"),
+        (change.round(spec.round_decimals).n_unique() <= 1).alias("_constant"),
+        wilcoxon_p(post, base, min_pairs=spec.min_pairs, round_decimals=spec.round_decimals,
+                   exact_below=spec.wilcoxon_exact_below,
+                   correct=spec.wilcoxon_correct).alias("wilcoxon_p"),
         eligible.sum().alias("n_responder_denominator"),
         (eligible & responder).sum().alias("n_responders"),
     ]
 
 
-def _derived() -> list[pl.Expr]:
+def _derived(spec: EfficacySpec) -> list[pl.Expr]:
     n = pl.col("n_paired")
     mean_change, sd_change = pl.col("mean_change"), pl.col("sd_change")
-    testable = (n >= MIN_PAIRS) & ~pl.col("_constant").fill_null(True)
+    testable = (n >= spec.min_pairs) & ~pl.col("_constant").fill_null(True)
     se = sd_change / n.cast(pl.Float64).sqrt()
     t_stat = pl.when(testable).then(mean_change / se)
     df = pl.when(testable).then(n - 1)
-    half_width = t_critical(df) * se
-    has_rule = pl.col("measure").is_in(list(RESPONDER_RULES))
+    half_width = t_critical(df, spec.ci_level) * se
+    has_rule = pl.col("measure").is_in(list(spec.responders))
     denominator = pl.col("n_responder_denominator")
     return [
         t_two_sided_p(t_stat, df).alias("ttest_p"),
         (mean_change - half_width).alias("change_ci_low"),
         (mean_change + half_width).alias("change_ci_high"),
-        pl.when(testable).then(mean_change / sd_change).alias("cohens_dz"),
+        pl.when(testable & (n >= spec.effect_size_min_pairs))
+        .then(mean_change / sd_change).alias("cohens_dz"),
         pl.when(has_rule).then(pl.col("n_responders").fill_null(0)).alias("n_responders"),
         pl.when(has_rule).then(denominator.fill_null(0)).alias("n_responder_denominator"),
         pl.when(has_rule & (denominator > 0))
@@ -308,15 +287,16 @@ def _derived() -> list[pl.Expr]:
         .alias("pct_responders"),
         pl.col("measure")
         .replace_strict(
-            {m: r.text for m, r in RESPONDER_RULES.items()}, default=None, return_dtype=pl.String
+            {m: r.text for m, r in spec.responders.items()}, default=None,
+            return_dtype=pl.String
         )
         .alias("responder_rule"),
     ]
 
 
-def _grid() -> pl.DataFrame:
+def _grid(spec: EfficacySpec) -> pl.DataFrame:
     """Every subgroup x measure, with its output position."""
-    rows = [(s, v, m) for s, v in SUBGROUPS for m in MEASURES]
+    rows = [(g.subgroup, g.value, m) for g in spec.subgroups for m in spec.measures]
     return pl.DataFrame(
         {
             "subgroup": [r[0] for r in rows],

@@ -5,21 +5,32 @@ from __future__ import annotations
 import polars as pl
 
 from ivig_platform.stats._frames import analysed_patients, require_columns
+from ivig_platform.stats.spec import SafetySpec
 
 NOT_RECORDED = "not_recorded"
 
-#: Event-level sections: (section, category expression, fixed categories shown even at 0).
-#: Values outside the fixed list (should dbt let one through) get their own row, after
-#: the fixed ones, rather than being dropped.
-_YES_NO = pl.when(pl.col("serious")).then(pl.lit("yes")).when(~pl.col("serious")).then(pl.lit("no"))
-EVENT_SECTIONS: tuple[tuple[str, pl.Expr, tuple[str, ...]], ...] = (
-    ("term", pl.col("term").cast(pl.String), ()),
-    ("severity", pl.col("severity").cast(pl.String), ("mild", "moderate", "severe")),
-    ("seriousness", _YES_NO, ("yes", "no")),
-    ("related", pl.col("related").cast(pl.String), ("yes", "no", "unknown")),
-    ("action", pl.col("action").cast(pl.String), ("none", "interrupted", "discontinued")),
-)
-STOP_REASONS: tuple[str, ...] = ("adverse_event", "inefficacy", "other")
+
+def event_sections(spec: SafetySpec) -> tuple[tuple[str, pl.Expr, tuple[str, ...]], ...]:
+    """Event-level sections: (section, category expression, fixed categories shown even at
+    0: the contract's codes, in order). Values outside the fixed list (should dbt let one
+    through) get their own row, after the fixed ones, rather than being dropped. The
+    ``serious`` flag reads as the codes of its yes/no vocabulary (which must be yes, no)."""
+    serious = pl.col("serious")
+    yes_no = pl.when(serious).then(pl.lit("yes")).when(~serious).then(pl.lit("no"))
+    return (
+        ("term", pl.col("term").cast(pl.String), ()),
+        ("severity", pl.col("severity").cast(pl.String), spec.severity),
+        ("seriousness", yes_no, spec.seriousness),
+        ("related", pl.col("related").cast(pl.String), spec.related),
+        ("action", pl.col("action").cast(pl.String), spec.action),
+    )
+
+
+def default_spec() -> SafetySpec:
+    """The codes of the contract in force and the primary plan's safety definitions."""
+    from ivig_platform.protocol.in_force import protocol_in_force
+
+    return SafetySpec.from_protocol(protocol_in_force())
 
 #: Output schema of ``safety_table``.
 SAFETY_SCHEMA: dict[str, pl.DataType] = {
@@ -39,9 +50,14 @@ _CYCLE_COLUMNS = ("patient_key",)
 
 
 def safety_table(
-    adverse_events: pl.DataFrame, patients: pl.DataFrame, cycles: pl.DataFrame
+    adverse_events: pl.DataFrame, patients: pl.DataFrame, cycles: pl.DataFrame,
+    spec: SafetySpec | None = None,
 ) -> pl.DataFrame:
     """Adverse events and discontinuations (mart_safety), long format.
+
+    ``spec``: the fixed categories (the contract's codes) and the codes of "discontinued
+    after an adverse event" (the plan's ``safety``); default: the protocol in force. The
+    categories below are v1's.
 
     Inputs: ``adverse_events`` like ``marts.fct_adverse_event`` (uses ``patient_key``,
     ``term``, ``severity``, ``serious``, ``related``, ``action``), ``patients`` like
@@ -84,8 +100,9 @@ def safety_table(
         ``discontinuation``).
       * ``n_patients_analysed``, ``n_cycles``: the two denominators, repeated on every row.
 
-    Counts are exact; small-count masking (§6 ``<5``) is the report's job.
+    Counts are exact (BIGINT); small-count masking (§6) is the report's job.
     """
+    spec = spec or default_spec()
     require_columns(adverse_events, _AE_COLUMNS, "adverse_events")
     require_columns(patients, _PATIENT_COLUMNS, "patients")
     require_columns(cycles, _CYCLE_COLUMNS, "cycles")
@@ -111,7 +128,7 @@ def safety_table(
             n_patients=pl.col("patient_key").n_unique(),
         )
     ]
-    for section, category, fixed in EVENT_SECTIONS:
+    for section, category, fixed in event_sections(spec):
         counts = events.group_by(category.fill_null(NOT_RECORDED).alias("category")).agg(
             n_events=pl.len(), n_patients=pl.col("patient_key").n_unique()
         )
@@ -119,7 +136,7 @@ def safety_table(
         parts.append(
             ordered.select(pl.lit(section).alias("section"), "category", "n_events", "n_patients")
         )
-    parts.append(_discontinuation(analysed, events))
+    parts.append(_discontinuation(analysed, events, spec))
 
     return (
         pl.concat(
@@ -159,31 +176,35 @@ def _with_fixed(counts: pl.DataFrame, fixed: tuple[str, ...], *, by_size: bool) 
     return merged.sort(keys, descending=descending, nulls_last=True)
 
 
-def _discontinuation(analysed: pl.DataFrame, events: pl.DataFrame) -> pl.DataFrame:
-    """Patients who stopped IVIG: any reason, by reason, and after an adverse event."""
+def _discontinuation(analysed: pl.DataFrame, events: pl.DataFrame,
+                     spec: SafetySpec) -> pl.DataFrame:
+    """Patients who stopped IVIG: any reason, by reason, and after an adverse event (the
+    last row only when the plan defines it)."""
     reason = pl.col("ivig_stop_reason")
     stopped_by_event = (
-        events.filter(pl.col("action").cast(pl.String) == "discontinued")
+        events.filter(pl.col("action").cast(pl.String) == spec.discontinued_action)
         .select("patient_key")
         .unique()
         .with_columns(_event_discontinued=pl.lit(True))
     )
     flagged = analysed.join(stopped_by_event, on="patient_key", how="left")
-    followed_event = (reason == "adverse_event").fill_null(False) | pl.col(
+    followed_event = (reason == spec.stopped_for_adverse_event).fill_null(False) | pl.col(
         "_event_discontinued"
     ).fill_null(False)  # stopped for an AE, or an AE's action was to discontinue
     by_reason = _with_fixed(
         analysed.filter(reason.is_not_null())
         .group_by(reason.alias("category"))
         .agg(n_patients=pl.len()),
-        STOP_REASONS,
+        spec.stop_reasons,
         by_size=False,
     ).select("category", "n_patients")
     parts = [
         analysed.select(category=pl.lit("any"), n_patients=reason.is_not_null().sum()),
         by_reason,
-        flagged.select(category=pl.lit("followed_adverse_event"), n_patients=followed_event.sum()),
     ]
+    if spec.stopped_for_adverse_event is not None or spec.discontinued_action is not None:
+        parts.append(flagged.select(category=pl.lit("followed_adverse_event"),
+                                    n_patients=followed_event.sum()))
     return pl.concat(
         [p.with_columns(pl.col("n_patients").cast(pl.Int64)) for p in parts], how="vertical"
     ).select(

@@ -38,13 +38,14 @@ def mean(x: str | pl.Expr) -> pl.Expr:
     return _values(x).mean()
 
 
-def sd(x: str | pl.Expr) -> pl.Expr:
-    """Sample standard deviation with denominator n - 1 (R ``sd``, NumPy ``ddof=1``).
+def sd(x: str | pl.Expr, ddof: int = 1) -> pl.Expr:
+    """Sample standard deviation with denominator n - ddof: the plan's ``sd_ddof``, 1 in
+    v1 (R ``sd``, NumPy ``ddof=1``).
 
     Null when fewer than 2 non-missing values (R returns NA for n = 1). Matches R and
     NumPy to floating-point rounding (relative 1e-12 in the tests).
     """
-    return _values(x).std(ddof=1)
+    return _values(x).std(ddof=ddof)
 
 
 def quantile7(x: str | pl.Expr, q: float) -> pl.Expr:
@@ -72,11 +73,11 @@ def q3(x: str | pl.Expr) -> pl.Expr:
     return quantile7(x, 0.75)
 
 
-def describe(x: str | pl.Expr, prefix: str) -> list[pl.Expr]:
+def describe(x: str | pl.Expr, prefix: str, ddof: int = 1) -> list[pl.Expr]:
     """``{prefix}_mean, _sd, _median, _q1, _q3`` in that order (the §8 summary block)."""
     return [
         mean(x).alias(f"{prefix}_mean"),
-        sd(x).alias(f"{prefix}_sd"),
+        sd(x, ddof).alias(f"{prefix}_sd"),
         median(x).alias(f"{prefix}_median"),
         q1(x).alias(f"{prefix}_q1"),
         q3(x).alias(f"{prefix}_q3"),

@@ -7,16 +7,19 @@ Two layers:
 * ``wilcoxon_p``, ``t_two_sided_p`` and ``t_critical`` wrap them as Polars expressions
   for ``group_by(...).agg(...)`` (``efficacy.py``).
 
-Conventions shared by both tests (protocol §7):
+Conventions shared by both tests (protocol §7; the numbers are the plan's
+``summaries``, by default those of the primary plan in force: v1 rounds differences to 9
+decimals, needs 2 pairs, gives 95% intervals and computes Wilcoxon's p exactly below 50
+pairs):
 
 * Differences are ``post - baseline`` (R: ``t.test(post, baseline, paired = TRUE)``,
   ``wilcox.test(post, baseline, paired = TRUE)``).
 * Missing values: a pair with a NaN (or null) on either side is dropped first, as R's
   ``complete.cases``. Infinite values raise ``ValueError``.
-* Fewer than 2 complete pairs: the test is not computed (p-value null). For the
-  t-test this is R's own behaviour (``stop("not enough 'x' observations")``); for the
-  Wilcoxon test it is the protocol's rule (R would report p = 1 for a single pair);
-  ``min_pairs=1`` gives R's behaviour.
+* Fewer than ``min_pairs`` complete pairs: the test is not computed (p-value null). For
+  the t-test and 2 pairs this is R's own behaviour (``stop("not enough 'x'
+  observations")``); for the Wilcoxon test it is the protocol's rule (R would report
+  p = 1 for a single pair); ``min_pairs=1`` gives R's behaviour.
 * Null is ``None`` in the results.
 """
 
@@ -31,15 +34,47 @@ import numpy as np
 import polars as pl
 from scipy import stats
 
-#: Decimals differences are rounded to before zeros and ties are looked for (§7), so
-#: floating-point noise (0.1 + 0.2 - 0.3 = 5.6e-17) makes no false zero, tie or non-tie.
-ROUND_DECIMALS = 9
+from ivig_platform.protocol.plan import Plan
 
-#: R's ``wilcox.test`` default: exact p when n (after dropping zeros) is below this.
-EXACT_N_LIMIT = 50
 
-#: Protocol §7: with fewer pairs the statistics that need them are null.
-MIN_PAIRS = 2
+@dataclass(frozen=True)
+class Conventions:
+    """The plan's summary conventions the tests use (protocol §7 ``summaries``).
+
+    ``round_decimals``: differences are rounded before zeros and ties are looked for, so
+    floating-point noise (0.1 + 0.2 - 0.3 = 5.6e-17) makes no false zero, tie or non-tie;
+    ``min_pairs``: with fewer pairs the statistics that need them are null;
+    ``exact_below``: Wilcoxon's p is exact when n (after dropping zeros) is below this (R's
+    ``wilcox.test`` default); ``correct``: continuity correction of the normal
+    approximation; ``ci_level``: of the t interval.
+    """
+
+    round_decimals: int
+    min_pairs: int
+    exact_below: int
+    correct: bool
+    ci_level: float
+
+
+def conventions_of(plan: Plan) -> Conventions:
+    s = plan.summaries
+    wilcoxon = s.tests.wilcoxon
+    return Conventions(s.round_decimals, s.min_pairs,
+                       wilcoxon.exact_below if wilcoxon else 0,
+                       wilcoxon.correct if wilcoxon else True, s.ci_level)
+
+
+_LAST: list[tuple[object, Conventions]] = []
+
+
+def conventions() -> Conventions:
+    """The conventions of the primary plan of the protocol in force."""
+    from ivig_platform.protocol.in_force import protocol_in_force
+
+    protocol = protocol_in_force()
+    if not _LAST or _LAST[0][0] is not protocol:
+        _LAST[:] = [(protocol, conventions_of(protocol.primary_plan))]
+    return _LAST[0][1]
 
 
 @dataclass(frozen=True)
@@ -87,7 +122,9 @@ def _complete_pairs(post: object, baseline: object) -> tuple[np.ndarray, np.ndar
     return x[ok], y[ok]
 
 
-def paired_t_test(post: object, baseline: object, conf_level: float = 0.95) -> PairedTTest:
+def paired_t_test(post: object, baseline: object, conf_level: float | None = None, *,
+                  min_pairs: int | None = None, round_decimals: int | None = None
+                  ) -> PairedTTest:
     """Two-sided paired t-test of post - baseline and the t-based CI of the mean change.
 
     Reference: R ``t.test(post, baseline, paired = TRUE)``; ``scipy.stats.ttest_rel``.
@@ -95,22 +132,27 @@ def paired_t_test(post: object, baseline: object, conf_level: float = 0.95) -> P
     ``sleep`` example to the printed digits). t = mean(d) / (sd(d) / sqrt(n)), df = n - 1,
     p = 2 P(T_df >= |t|), CI = mean(d) -/+ t_{df, (1 + conf_level) / 2} sd(d) / sqrt(n).
 
-    Nulls: fewer than 2 complete pairs -> only ``n`` and (for n = 1) ``mean_difference``
-    are given. Differences all equal once rounded to 9 decimals (sd 0, or noise only)
-    -> statistic, p and CI are null: R stops with "data are essentially constant" and
-    SciPy returns NaN.
+    Nulls: fewer than ``min_pairs`` (2) complete pairs -> only ``n`` and (for n = 1)
+    ``mean_difference`` are given. Differences all equal once rounded to
+    ``round_decimals`` (9) decimals (sd 0, or noise only) -> statistic, p and CI are null:
+    R stops with "data are essentially constant" and SciPy returns NaN. Unset arguments
+    are the primary plan's (``conventions()``).
     """
+    c = conventions()
+    conf_level = c.ci_level if conf_level is None else conf_level
+    min_pairs = c.min_pairs if min_pairs is None else min_pairs
+    round_decimals = c.round_decimals if round_decimals is None else round_decimals
     x, y = _complete_pairs(post, baseline)
     d = x - y
     n = int(d.size)
     if n == 0:
         return PairedTTest(0, None, None, None, None, None, None, None, conf_level)
     mean_d = float(d.mean())
-    if n < MIN_PAIRS:
+    if n < max(min_pairs, 2):
         return PairedTTest(n, mean_d, None, None, None, None, None, None, conf_level)
     sd_d = float(d.std(ddof=1))
     df = n - 1
-    if np.unique(np.round(d, ROUND_DECIMALS)).size == 1:
+    if np.unique(np.round(d, round_decimals)).size == 1:
         return PairedTTest(n, mean_d, sd_d, None, df, None, None, None, conf_level)
     se = sd_d / np.sqrt(n)
     t_stat = mean_d / se
@@ -170,7 +212,9 @@ def _average_ranks(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def wilcoxon_signed_rank(
-    post: object, baseline: object, *, min_pairs: int = MIN_PAIRS
+    post: object, baseline: object, *, min_pairs: int | None = None,
+    round_decimals: int | None = None, exact_below: int | None = None,
+    correct: bool | None = None,
 ) -> WilcoxonSignedRank:
     """Two-sided Wilcoxon signed-rank test as R's ``wilcox.test(post, baseline, paired=TRUE)``.
 
@@ -193,11 +237,18 @@ def wilcoxon_signed_rank(
     ``method="exact"`` or ``"asymptotic"``) on the rounded differences.
 
     Nulls: fewer than ``min_pairs`` complete pairs (default 2, §7) -> p null. All
-    differences zero -> p null (R returns NaN: sigma is 0); V is then 0 as in R.
+    differences zero -> p null (R returns NaN: sigma is 0); V is then 0 as in R. Unset
+    arguments are the primary plan's (``conventions()``: 9 decimals, 2 pairs, exact below
+    50, continuity correction).
     """
+    c = conventions()
+    min_pairs = c.min_pairs if min_pairs is None else min_pairs
+    round_decimals = c.round_decimals if round_decimals is None else round_decimals
+    exact_below = c.exact_below if exact_below is None else exact_below
+    correct = c.correct if correct is None else correct
     x, y = _complete_pairs(post, baseline)
     n_pairs = int(x.size)
-    d = np.round(x - y, ROUND_DECIMALS)
+    d = np.round(x - y, round_decimals)
     zeros = bool((d == 0).any())
     d = d[d != 0]
     n = int(d.size)
@@ -209,7 +260,7 @@ def wilcoxon_signed_rank(
     if n_pairs < min_pairs or n == 0:
         return WilcoxonSignedRank(n_pairs, n, v, None, None, ties, zeros)
 
-    if n < EXACT_N_LIMIT and not ties and not zeros:
+    if n < exact_below and not ties and not zeros:
         # R: upper tail P(V' >= v) above the mean n(n+1)/4, else lower tail P(V' <= v)
         upper = v > n * (n + 1) / 4
         one_side = psignrank(v - 1, n, lower_tail=False) if upper else psignrank(v, n)
@@ -217,7 +268,7 @@ def wilcoxon_signed_rank(
 
     z = v - n * (n + 1) / 4
     sigma = np.sqrt(n * (n + 1) * (2 * n + 1) / 24 - np.sum(tie_sizes**3 - tie_sizes) / 48)
-    z = (z - np.sign(z) * 0.5) / sigma
+    z = (z - (np.sign(z) * 0.5 if correct else 0.0)) / sigma
     p = 2.0 * min(stats.norm.cdf(z), stats.norm.sf(z))
     return WilcoxonSignedRank(n_pairs, n, v, min(float(p), 1.0), "normal", ties, zeros)
 
@@ -229,17 +280,20 @@ def _as_expr(x: str | pl.Expr) -> pl.Expr:
     return pl.col(x) if isinstance(x, str) else x
 
 
-def wilcoxon_p(post: str | pl.Expr, baseline: str | pl.Expr) -> pl.Expr:
+def wilcoxon_p(post: str | pl.Expr, baseline: str | pl.Expr, **conventions: object
+               ) -> pl.Expr:
     """Aggregating expression: ``wilcoxon_signed_rank(post, baseline).p_value`` per group.
 
     Rows with a null/NaN on either side are dropped (complete pairs). Null as in
-    ``wilcoxon_signed_rank`` (fewer than 2 pairs, all differences zero).
+    ``wilcoxon_signed_rank`` (fewer than 2 pairs, all differences zero). Keyword
+    arguments go to ``wilcoxon_signed_rank`` (the plan's conventions).
     """
 
     def _p(series: list[pl.Series]) -> float | None:
         post_s, base_s = series
         return wilcoxon_signed_rank(
-            post_s.cast(pl.Float64).to_numpy(), base_s.cast(pl.Float64).to_numpy()
+            post_s.cast(pl.Float64).to_numpy(), base_s.cast(pl.Float64).to_numpy(),
+            **conventions,
         ).p_value
 
     return pl.map_groups(
@@ -268,9 +322,11 @@ def t_two_sided_p(t: str | pl.Expr, df: str | pl.Expr) -> pl.Expr:
     )
 
 
-def t_critical(df: str | pl.Expr, conf_level: float = 0.95) -> pl.Expr:
-    """Elementwise t quantile for a two-sided ``conf_level`` CI (R ``qt(0.975, df)``).
+def t_critical(df: str | pl.Expr, conf_level: float | None = None) -> pl.Expr:
+    """Elementwise t quantile for a two-sided ``conf_level`` CI (R ``qt(0.975, df)`` for
+    the primary plan's 95%).
 
     Null where ``df`` is null or < 1.
     """
+    conf_level = conventions().ci_level if conf_level is None else conf_level
     return _elementwise([_as_expr(df)], lambda df_: stats.t.ppf((1.0 + conf_level) / 2.0, df_))

@@ -56,7 +56,9 @@ def run_folder(warehouse: Path, run_id: str) -> Path:
 def build_path(warehouse: Path, run_id: str) -> Path:
     """A per-run folder, with the same file name every run: dbt names its catalog after
     the file, and a stable name lets a refresh reuse the previous one's parse."""
-    return run_folder(warehouse, run_id) / "ivig_build.duckdb"
+    # Named as the published file: dbt-duckdb names the catalog after the file, and the dbt
+    # docs then name every relation as analysts find it (ivig.marts.dim_patient).
+    return run_folder(warehouse, run_id) / PUBLISHED_NAME
 
 
 @contextmanager

@@ -44,7 +44,7 @@ classified as (
         keyed.drug_name_key,
         terminology.generic_name,
         terminology.atc_code,
-        coalesce(terminology.drug_class, 'unmapped') as drug_class,
+        coalesce(terminology.drug_class, {{ sql_string(protocol()['unmapped_class']) }}) as drug_class,
         keyed.start_date,
         keyed.end_date,
         keyed.delivery_id

@@ -1,6 +1,11 @@
 -- One row per landed patient (protocol §8). Patients without a landed cycle stay here with
 -- n_cycles 0, NULL index date and age, and every therapy flag false (protocol §7); they take
--- part in no analysis (`is_analysed` = false).
+-- part in no analysis (`is_analysed` = false). One flag per code of the overlap and
+-- indication vocabularies (overlap_<code>, indication_<code>) and per therapy class of the
+-- primary plan (on_<class>), in the protocol's order (var `protocol`).
+
+{%- set overlaps = protocol_codes(protocol()['field_vocabularies']['patients.overlap']) %}
+{%- set indications = protocol_codes(protocol()['field_vocabularies']['patients.indication']) %}
 
 with
 
@@ -37,12 +42,12 @@ final as (
         case when periods.has_landed_cycle then patients.age_at_index end as age_at_index,
         patients.ssc_subtype,
 
-        {%- for disease in ['iim', 'sjogren', 'sle', 'ra', 'other'] %}
+        {%- for disease in overlaps %}
         coalesce(list_contains(patients.overlap_diseases, '{{ disease }}'), false)
             as overlap_{{ disease }},
         {%- endfor %}
 
-        {%- for indication in ['myositis', 'gastrointestinal', 'skin', 'other'] %}
+        {%- for indication in indications %}
         coalesce(list_contains(patients.indications, '{{ indication }}'), false)
             as indication_{{ indication }},
         {%- endfor %}
@@ -52,9 +57,9 @@ final as (
         periods.last_cycle_date,
         patients.ivig_stop_reason,
 
-        periods.has_landed_cycle and therapy.on_corticosteroid as on_corticosteroid,
-        periods.has_landed_cycle and therapy.on_immunosuppressant as on_immunosuppressant,
-        periods.has_landed_cycle and therapy.on_biologic as on_biologic,
+        {%- for drug_class in protocol()['therapy_classes'] %}
+        periods.has_landed_cycle and therapy.on_{{ drug_class }} as on_{{ drug_class }},
+        {%- endfor %}
 
         ---------- beyond §8
         periods.has_landed_cycle and therapy.on_other_therapy as on_other_therapy,

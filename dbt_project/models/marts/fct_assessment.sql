@@ -11,7 +11,7 @@ assessments as (
 
 measures as (
 
-    select measure, canonical_unit from {{ ref('measures') }}
+    select measure, unit as canonical_unit from {{ source('protocol', 'measures') }}
 
 ),
 

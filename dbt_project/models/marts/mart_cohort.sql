@@ -5,40 +5,55 @@
 -- interpolation, R type 7 = DuckDB quantile_cont). Small counts are NOT suppressed here: the
 -- study report applies the `<5` rule of protocol §6.
 
-{#- The characteristics of table 1, in display order. kind:
+{#- The characteristics of table 1, in display order, made from the protocol's vocabularies
+    (var `protocol`): one row per code of sex, SSc subtype, overlap, indication and stop
+    reason, and per therapy class of the primary plan. kind:
       count      - n is a count of distinct values (patients, sites); no percent
       binary     - n patients for whom `expr` is true, percent of the subgroup
       continuous - summary statistics of `expr` over the subgroup's patients -#}
 {%- set characteristics = [
     {'name': 'patients', 'label': 'Patients', 'kind': 'count', 'expr': 'patient_key'},
     {'name': 'sites', 'label': 'Hospitals', 'kind': 'count', 'expr': 'site_id'},
-    {'name': 'sex_female', 'label': 'Women', 'kind': 'binary', 'expr': "sex = 'F'"},
-    {'name': 'sex_male', 'label': 'Men', 'kind': 'binary', 'expr': "sex = 'M'"},
-    {'name': 'sex_unknown', 'label': 'Sex not recorded', 'kind': 'binary', 'expr': 'sex is null'},
-    {'name': 'age_at_index', 'label': 'Age at first IVIG cycle (years)', 'kind': 'continuous', 'expr': 'age_at_index'},
-    {'name': 'ssc_subtype_diffuse', 'label': 'Diffuse cutaneous SSc', 'kind': 'binary', 'expr': "ssc_subtype = 'diffuse'"},
-    {'name': 'ssc_subtype_limited', 'label': 'Limited cutaneous SSc', 'kind': 'binary', 'expr': "ssc_subtype = 'limited'"},
-    {'name': 'ssc_subtype_unknown', 'label': 'SSc subtype not recorded', 'kind': 'binary', 'expr': 'ssc_subtype is null'},
-    {'name': 'overlap_any', 'label': 'Overlap connective tissue disease', 'kind': 'binary', 'expr': 'has_overlap'},
-    {'name': 'overlap_iim', 'label': 'Overlap: idiopathic inflammatory myopathy', 'kind': 'binary', 'expr': 'overlap_iim'},
-    {'name': 'overlap_sjogren', 'label': "Overlap: Sjögren's syndrome", 'kind': 'binary', 'expr': 'overlap_sjogren'},
-    {'name': 'overlap_sle', 'label': 'Overlap: systemic lupus erythematosus', 'kind': 'binary', 'expr': 'overlap_sle'},
-    {'name': 'overlap_ra', 'label': 'Overlap: rheumatoid arthritis', 'kind': 'binary', 'expr': 'overlap_ra'},
-    {'name': 'overlap_other', 'label': 'Overlap: other', 'kind': 'binary', 'expr': 'overlap_other'},
-    {'name': 'indication_myositis', 'label': 'IVIG indication: myositis', 'kind': 'binary', 'expr': 'indication_myositis'},
-    {'name': 'indication_gastrointestinal', 'label': 'IVIG indication: gastrointestinal', 'kind': 'binary', 'expr': 'indication_gastrointestinal'},
-    {'name': 'indication_skin', 'label': 'IVIG indication: skin', 'kind': 'binary', 'expr': 'indication_skin'},
-    {'name': 'indication_other', 'label': 'IVIG indication: other', 'kind': 'binary', 'expr': 'indication_other'},
-    {'name': 'indication_more_than_one', 'label': 'More than one IVIG indication', 'kind': 'binary', 'expr': 'n_indications > 1'},
-    {'name': 'n_cycles', 'label': 'IVIG cycles per patient', 'kind': 'continuous', 'expr': 'n_cycles'},
-    {'name': 'on_corticosteroid', 'label': 'Concomitant corticosteroids', 'kind': 'binary', 'expr': 'on_corticosteroid'},
-    {'name': 'on_immunosuppressant', 'label': 'Concomitant immunosuppressants', 'kind': 'binary', 'expr': 'on_immunosuppressant'},
-    {'name': 'on_biologic', 'label': 'Concomitant biologics', 'kind': 'binary', 'expr': 'on_biologic'},
-    {'name': 'ivig_stopped', 'label': 'IVIG stopped', 'kind': 'binary', 'expr': 'ivig_stopped'},
-    {'name': 'ivig_stop_adverse_event', 'label': 'IVIG stopped: adverse event', 'kind': 'binary', 'expr': "ivig_stop_reason = 'adverse_event'"},
-    {'name': 'ivig_stop_inefficacy', 'label': 'IVIG stopped: inefficacy', 'kind': 'binary', 'expr': "ivig_stop_reason = 'inefficacy'"},
-    {'name': 'ivig_stop_other', 'label': 'IVIG stopped: other reason', 'kind': 'binary', 'expr': "ivig_stop_reason = 'other'"},
 ] -%}
+{%- for c in protocol_field_vocabulary('patients.sex') -%}
+    {%- do characteristics.append(cohort_binary('sex_' ~ (c.label | lower | replace(' ', '_')),
+                                         c.label[:1] | upper ~ c.label[1:],
+                                         'sex = ' ~ sql_string(c.code))) -%}
+{%- endfor -%}
+{%- do characteristics.append(cohort_binary('sex_unknown', 'Sex not recorded', 'sex is null')) -%}
+{%- do characteristics.append({'name': 'age_at_index', 'label': 'Age at first IVIG cycle (years)',
+                               'kind': 'continuous', 'expr': 'age_at_index'}) -%}
+{%- for c in protocol_field_vocabulary('patients.ssc_subtype') -%}
+    {%- do characteristics.append(cohort_binary('ssc_subtype_' ~ c.code, c.label,
+                                         'ssc_subtype = ' ~ sql_string(c.code))) -%}
+{%- endfor -%}
+{%- do characteristics.append(cohort_binary('ssc_subtype_unknown', 'SSc subtype not recorded',
+                                     'ssc_subtype is null')) -%}
+{%- do characteristics.append(cohort_binary('overlap_any', 'Overlap connective tissue disease',
+                                     'has_overlap')) -%}
+{%- for c in protocol_field_vocabulary('patients.overlap') -%}
+    {%- do characteristics.append(cohort_binary('overlap_' ~ c.code, 'Overlap: ' ~ c.label,
+                                         'overlap_' ~ c.code)) -%}
+{%- endfor -%}
+{%- for c in protocol_field_vocabulary('patients.indication') -%}
+    {%- do characteristics.append(cohort_binary('indication_' ~ c.code, 'IVIG indication: ' ~ c.label,
+                                         'indication_' ~ c.code)) -%}
+{%- endfor -%}
+{%- do characteristics.append(cohort_binary('indication_more_than_one', 'More than one IVIG indication',
+                                     'n_indications > 1')) -%}
+{%- do characteristics.append({'name': 'n_cycles', 'label': 'IVIG cycles per patient',
+                               'kind': 'continuous', 'expr': 'n_cycles'}) -%}
+{%- for drug_class in protocol()['therapy_classes'] -%}
+    {%- do characteristics.append(cohort_binary('on_' ~ drug_class, 'Concomitant ' ~ drug_class ~ 's',
+                                         'on_' ~ drug_class)) -%}
+{%- endfor -%}
+{%- do characteristics.append(cohort_binary('ivig_stopped', 'IVIG stopped', 'ivig_stopped')) -%}
+{%- for c in protocol_field_vocabulary('patients.ivig_stop_reason') -%}
+    {%- do characteristics.append(cohort_binary('ivig_stop_' ~ c.code, 'IVIG stopped: ' ~ c.label,
+                                         'ivig_stop_reason = ' ~ sql_string(c.code))) -%}
+{%- endfor -%}
+{%- set subtypes = protocol_codes(protocol()['field_vocabularies']['patients.ssc_subtype']) %}
+{%- set therapy_classes = protocol()['therapy_classes'] %}
 {%- set names = characteristics | map(attribute='name') | list %}
 
 with
@@ -59,9 +74,10 @@ subgroups as (
 
     select * from (
         values
-            ('all', 'all', 1),
-            ('ssc_subtype', 'diffuse', 2),
-            ('ssc_subtype', 'limited', 3)
+            ('all', 'all', 1)
+            {%- for code in subtypes %},
+            ('ssc_subtype', {{ sql_string(code) }}, {{ loop.index + 1 }})
+            {%- endfor %}
     ) as subgroups (subgroup, subgroup_value, subgroup_order)
 
 ),
@@ -137,7 +153,7 @@ characteristic_rows as (
 
 ),
 
--- patients on each drug (generic name) of the three protocol classes during the IVIG period,
+-- patients on each drug (generic name) of the plan's therapy classes during the IVIG period,
 -- after their class row: shows which drug drives a class (e.g. mycophenolate)
 drug_members as (
 
@@ -153,7 +169,8 @@ drug_members as (
     inner join treatments
         on members.patient_key = treatments.patient_key
         and treatments.overlaps_ivig_period
-        and treatments.drug_class in ('corticosteroid', 'immunosuppressant', 'biologic')
+        and treatments.drug_class in (
+            {%- for drug_class in therapy_classes %}{{ sql_string(drug_class) }}{{ ", " if not loop.last }}{%- endfor %})
 
 ),
 
@@ -164,9 +181,9 @@ drug_rows as (
         drug_members.subgroup_value,
         drug_members.subgroup_order,
         case drug_members.drug_class
-            when 'corticosteroid' then {{ names.index('on_corticosteroid') * 10 + 10 }}
-            when 'immunosuppressant' then {{ names.index('on_immunosuppressant') * 10 + 10 }}
-            else {{ names.index('on_biologic') * 10 + 10 }}
+            {%- for drug_class in therapy_classes %}
+            when {{ sql_string(drug_class) }} then {{ names.index('on_' ~ drug_class) * 10 + 10 }}
+            {%- endfor %}
         end + 1 as characteristic_order,
         'on_drug_' || replace(drug_members.generic_name, ' ', '_') as characteristic,
         drug_members.generic_name as label,

@@ -1,4 +1,4 @@
--- Drugs no terminology entry matched (class 'unmapped'), per site, for the run report: one
+-- Drugs no terminology entry matched (the unmapped class of the protocol's terminology), per site, for the run report: one
 -- row per site x drug key. Each is a candidate row for seeds/terminology/drug_terminology.csv.
 
 with
@@ -6,7 +6,7 @@ with
 treatments as (
 
     select * from {{ ref('int_treatments_ivig_overlap') }}
-    where drug_class = 'unmapped'
+    where drug_class = {{ sql_string(protocol()['unmapped_class']) }}
 
 ),
 

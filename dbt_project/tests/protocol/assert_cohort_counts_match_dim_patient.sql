@@ -1,19 +1,22 @@
 -- Table 1 agrees with dim_patient: for the whole analysed cohort, each count of mart_cohort
 -- equals the number of analysed patients with that flag. Fails on each disagreeing row.
 
-{%- set checks = {
-    'patients': 'true',
-    'sex_female': "sex = 'F'",
-    'sex_male': "sex = 'M'",
-    'ssc_subtype_diffuse': "ssc_subtype = 'diffuse'",
-    'ssc_subtype_limited': "ssc_subtype = 'limited'",
-    'overlap_iim': 'overlap_iim',
-    'indication_myositis': 'indication_myositis',
-    'on_corticosteroid': 'on_corticosteroid',
-    'on_immunosuppressant': 'on_immunosuppressant',
-    'on_biologic': 'on_biologic',
-    'ivig_stopped': 'ivig_stop_reason is not null',
-} %}
+{#- One check per code of the protocol's vocabularies and per therapy class (var protocol). -#}
+{%- set checks = {'patients': 'true', 'ivig_stopped': 'ivig_stop_reason is not null'} %}
+{%- for c in protocol_field_vocabulary('patients.sex') %}
+    {%- do checks.update({'sex_' ~ (c.label | lower | replace(' ', '_')): 'sex = ' ~ sql_string(c.code)}) %}
+{%- endfor %}
+{%- for c in protocol_field_vocabulary('patients.ssc_subtype') %}
+    {%- do checks.update({'ssc_subtype_' ~ c.code: 'ssc_subtype = ' ~ sql_string(c.code)}) %}
+{%- endfor %}
+{%- for field in ['overlap', 'indication'] %}
+    {%- for c in protocol_field_vocabulary('patients.' ~ field) %}
+        {%- do checks.update({field ~ '_' ~ c.code: field ~ '_' ~ c.code}) %}
+    {%- endfor %}
+{%- endfor %}
+{%- for drug_class in protocol()['therapy_classes'] %}
+    {%- do checks.update({'on_' ~ drug_class: 'on_' ~ drug_class}) %}
+{%- endfor %}
 
 with
 

@@ -23,9 +23,9 @@ dim_breaches as (
     where index_date is not null
         or last_cycle_date is not null
         or age_at_index is not null
-        or on_corticosteroid
-        or on_immunosuppressant
-        or on_biologic
+        {%- for drug_class in protocol()['therapy_classes'] %}
+        or on_{{ drug_class }}
+        {%- endfor %}
         or is_analysed
 
 ),

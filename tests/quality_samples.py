@@ -1,5 +1,7 @@
 """Small, realistic landed deliveries and marts for testing the gates (no demo needed).
 
+Test data, written for the repository protocol (its codes, measures and windows).
+
 `landed_site` writes what landing would hand over for one clean site delivery (CONTRACT.md
 columns and types, provenance included); its knobs produce the faults the checks catch:
 `sparse` (post assessments mostly missing), `ck_scale` (a unit error: every CK × factor).
@@ -17,7 +19,7 @@ from datetime import UTC, date, datetime, timedelta
 import polars as pl
 
 from ivig_platform.landing.schema import landed_schema
-from ivig_platform.quality.windows import MEASURES, analysis_windows, cycle_span
+from ivig_platform.quality.windows import analysis_windows, cycle_span
 
 LOADED_AT = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 
@@ -173,4 +175,4 @@ def marts_from_sites(per_site: dict[str, dict[str, pl.DataFrame]]) -> dict[str, 
     }
 
 
-__all__ = ["MEASURES", "landed_site", "marts_from_sites", "pseudonym"]
+__all__ = ["landed_site", "marts_from_sites", "pseudonym"]
