@@ -18,8 +18,9 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -214,11 +215,12 @@ def measure_prefix(check: Check | None) -> str:
     return f"{label} ({unit}): " if in_unit else f"{label}: "
 
 
-def _named(check_id: str, observed: str | None) -> str | None:
-    """The observed value with the measure (and unit) it is about, where it has one."""
-    if observed is None:
-        return None
-    return measure_prefix(_checks_by_id(str(expectations_dir())).get(check_id)) + observed
+def _named(outcome: CheckOutcome, registry: dict[str, Check]) -> CheckOutcome:
+    """The outcome with the measure (and unit) it is about before its observed value."""
+    prefix = measure_prefix(registry.get(outcome.check_id))
+    if not prefix or outcome.observed_value is None:
+        return outcome
+    return replace(outcome, observed_value=prefix + outcome.observed_value)
 
 
 def _sig(value: float, digits: int = 3) -> str:
@@ -308,7 +310,7 @@ def _outcome(suite: str, result: ExpectationValidationResult, notes: dict[str, s
         severity=meta.get("severity", "error"),
         threshold=meta.get("threshold"),
         success=bool(result.success) and error is None,
-        observed_value=_named(meta.get("check_id", ""), observed),
+        observed_value=observed,
         unexpected_count=int(unexpected_count) if unexpected_count is not None else None,
         unexpected_percent=float(percent) if percent is not None else None,
         element_count=int(element_count) if element_count is not None else None,
@@ -333,7 +335,7 @@ def _not_evaluated(suite: str, expectation: Any, note: str) -> CheckOutcome:
         suite=suite, check_id=meta["check_id"], check_type=meta["check_type"],
         expectation=config.type, column="|".join(_columns(config)) or None,
         category=meta["category"], severity=meta["severity"], threshold=meta.get("threshold"),
-        success=True, observed_value=_named(meta["check_id"], note), unexpected_count=None,
+        success=True, observed_value=note, unexpected_count=None,
         unexpected_percent=None, element_count=None,
     )
 
@@ -432,7 +434,9 @@ def _run_suite(gate: GateResult, suite: gx.ExpectationSuite,
            site_id=gate.site_id, delivery_id=gate.delivery_id, not_evaluated=sorted(skipped))
     present = set(frame.columns)
     outcomes = [_outcome(suite.name, r, notes, present) for r in result.results]
-    gate.outcomes.extend(_in_suite_order(suite, [*outcomes, *skipped.values()]))
+    registry = _checks_by_id()
+    named = [_named(o, registry) for o in [*outcomes, *skipped.values()]]
+    gate.outcomes.extend(_in_suite_order(suite, named))
     gate.runs.append(SuiteRun(suite.name, batch, result, frame.height))
 
 
