@@ -58,6 +58,22 @@ need_chromium() {
   fi
 }
 
+need_postgresql() {
+  # The server deployment test runs Prefect's server on a throw-away PostgreSQL cluster
+  # (initdb in a temporary folder, a free loopback port; tests/postgres_cluster.py).
+  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && return 0
+  command -v initdb >/dev/null 2>&1 && return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    say "installing postgresql with apt-get (the Debian package): the server deployment" \
+        "test runs Prefect's server on a throw-away PostgreSQL cluster"
+    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive \
+      apt-get install -y -qq postgresql >/dev/null
+    say "postgresql installed"
+  else
+    say "warning: PostgreSQL is not installed; the PostgreSQL server test will be skipped"
+  fi
+}
+
 case "$command" in
   setup)
     say "done; activate with: source .venv/bin/activate" ;;
@@ -65,6 +81,7 @@ case "$command" in
     exec .venv/bin/ivig demo --dir "${1:-demo}" ;;
   test)
     need_chromium
+    need_postgresql
     say "running pytest $* (the full suite: about 35 min on two cores; its progress" \
         "follows once the tests are collected)"
     exec .venv/bin/pytest "$@" ;;
