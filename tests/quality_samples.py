@@ -168,10 +168,16 @@ def marts_from_sites(per_site: dict[str, dict[str, pl.DataFrame]]) -> dict[str, 
         "subgroup": ["all", "all"],
         "n": [dim_patient.height, dim_patient.filter(pl.col("sex") == "F").height],
     })
+    # the stats marts as dbt's Python models compute them, from these stand-ins
+    from ivig_platform.stats.efficacy import efficacy_table
+    from ivig_platform.stats.safety import safety_table
+
     return {
         "dim_patient": dim_patient, "fct_ivig_cycle": fct_ivig_cycle,
         "fct_assessment": fct_assessment, "fct_adverse_event": fct_adverse_event,
         "mart_cohort": mart_cohort,
+        "mart_efficacy": efficacy_table(fct_assessment, dim_patient),
+        "mart_safety": safety_table(fct_adverse_event, dim_patient, fct_ivig_cycle),
     }
 
 

@@ -56,7 +56,8 @@ UNRELATED: dict[tuple[str, str], str] = {
     ("ivig_platform/orchestration/processes.py", "180"): "server start-up timeout, seconds",
     ("ivig_platform/orchestration/processes.py", "60"): "lines of a log tail",
     ("ivig_platform/orchestration/processes.py", "200"): "HTTP status OK",
-    ("ivig_platform/console.py", "200"): "console width, characters",
+    ("ivig_platform/console.py", "60"): "seconds in a minute (elapsed time)",
+    ("ivig_platform/wall_clock.py", "60"): "seconds in a minute (the wall time printed)",
     ("ivig_platform/report/plots.py", "90"): "area of the median's point mark, square pixels",
     ("ivig_platform/landing/xlsx_cells.py", "si"): "the XLSX attribute of shared formulas",
 }

@@ -37,7 +37,8 @@ def test_read_marts_from_duckdb_keeps_types_the_gate_understands() -> None:
             con.unregister("frame")
     con.execute("CREATE TABLE marts.other AS SELECT 1 AS x")
     got = read_marts(con)
-    assert set(got) == {"dim_patient", "fct_ivig_cycle", "fct_assessment", "fct_adverse_event"}
+    assert set(got) == {"dim_patient", "fct_ivig_cycle", "fct_assessment", "fct_adverse_event",
+                        "mart_efficacy", "mart_safety"}
     dim = to_pandas(got["dim_patient"])
     assert str(dim["n_cycles"].dtype) == "Int64" and str(dim["on_biologic"].dtype) == "boolean"
     assert str(dim["index_date"].dtype).startswith("datetime64")

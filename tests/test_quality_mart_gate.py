@@ -105,6 +105,20 @@ CASES: list[tuple[str, str, Callable[[Marts], None], str]] = [
          .then(pl.lit(75.0)).otherwise(pl.col("value")).alias("value"))), "valid_range"),
     ("no_fct_assessment", "marts.efficacy_inputs", lambda m: m.pop("fct_assessment"),
      "frame_build"),
+    ("ci_misses_mean_change", "marts.mart_efficacy",
+     lambda m: m.update(mart_efficacy=m["mart_efficacy"].with_columns(
+         (pl.col("mean_change") - 1).alias("change_ci_high"))), "statistic_consistency"),
+    ("n_paired_off", "marts.mart_efficacy",
+     lambda m: m.update(mart_efficacy=m["mart_efficacy"].with_columns(
+         pl.when(pl.col("subgroup") == "all").then(pl.col("n_paired") + 1)
+         .otherwise(pl.col("n_paired")).alias("n_paired"))), "statistic_consistency"),
+    ("p_value_above_one", "marts.mart_efficacy",
+     _with_value("mart_efficacy", "ttest_p", 1.5), "valid_range"),
+    ("empty_efficacy", "marts.mart_efficacy",
+     lambda m: m.update(mart_efficacy=m["mart_efficacy"].clear()), "table_not_empty"),
+    ("more_patients_than_events", "marts.mart_safety",
+     lambda m: m.update(mart_safety=m["mart_safety"].with_columns(
+         (pl.col("n_events") + 1).alias("n_patients"))), "statistic_consistency"),
 ]
 
 
@@ -127,6 +141,9 @@ def test_clean_marts_pass_every_check(marts) -> None:
     assert set(gate.suites) == {
         "marts.dim_patient", "marts.fct_ivig_cycle", "marts.fct_assessment",
         "marts.fct_adverse_event", "marts.mart_cohort", "marts.efficacy_inputs",
+        "marts.mart_efficacy", "marts.mart_safety",
     }
+    consistency = [o for o in gate.outcomes if o.check_type == "statistic_consistency"]
+    assert len(consistency) == 3 and all(o.element_count > 0 for o in consistency)
     agreements = [o for o in gate.outcomes if o.check_type == "window_agreement"]
     assert len(agreements) == 8 and all(o.element_count > 0 for o in agreements)

@@ -96,7 +96,7 @@ def test_build_data_docs_writes_a_static_offline_site(results, tmp_path: Path) -
     for link in links:
         assert (docs / link).exists(), link
     suites = [h for h in _hrefs(index) if h.startswith("expectations/")]
-    assert len(set(suites)) == 12 and all((docs / h).exists() for h in suites)
+    assert len(set(suites)) == 14 and all((docs / h).exists() for h in suites)
     assert "held back" in text and "Gate runs" in text
     for page in docs.rglob("*.html"):  # nothing is fetched from the internet
         html = page.read_text(encoding="utf-8")

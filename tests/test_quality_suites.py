@@ -73,7 +73,7 @@ def test_suites_load_in_a_fresh_process_from_any_cwd_without_gx_project(tmp_path
     counts = json.loads(counts_line)
     expected = {json.loads(p.read_text())["name"]: len(json.loads(p.read_text())["expectations"])
                 for p in copy.glob("*.json")}
-    assert counts == expected and len(counts) == 12
+    assert counts == expected and len(counts) == 14
     assert analytics == "false"
     assert list(work.iterdir()) == []  # no gx/ folder, no great_expectations.yml
     assert sorted(p.name for p in copy.parent.iterdir()) == ["expectations"]

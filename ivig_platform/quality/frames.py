@@ -29,6 +29,7 @@ LANDED_TABLES: tuple[str, ...] = (
 )
 MARTS: tuple[str, ...] = (
     "dim_patient", "fct_ivig_cycle", "fct_assessment", "fct_adverse_event", "mart_cohort",
+    "mart_efficacy", "mart_safety",
 )
 
 
@@ -99,7 +100,52 @@ def mart_table(name: str, marts: dict[str, pl.DataFrame]) -> pl.DataFrame:
         joined = _with(joined, "index_date_agrees",
                        lambda: pl.col("index_date").cast(pl.Date).eq_missing(pl.col("_first")))
         return joined.drop("_n", "_first")
+    if name == "mart_efficacy":
+        return _efficacy_checked(frame, marts)
+    if name == "mart_safety":
+        return _with(frame, "patients_within_events",
+                     lambda: (pl.col("n_patients") <= pl.col("n_events")).fill_null(True))
     return frame
+
+
+def _efficacy_checked(frame: pl.DataFrame, marts: dict[str, pl.DataFrame]) -> pl.DataFrame:
+    """mart_efficacy with `ci_contains_mean_change` and `n_paired_agrees`.
+
+    The pairs are counted here from fct_assessment and dim_patient, independently of the
+    stats code: an analysed patient (n_cycles > 0, §7) with a non-null baseline and post
+    value of the measure. The whole cohort's n_paired must equal that count; a subgroup's
+    (a subset of the cohort) must not exceed it.
+    """
+    frame = _with(frame, "ci_contains_mean_change", lambda: (
+        (pl.col("change_ci_low") <= pl.col("mean_change"))
+        & (pl.col("mean_change") <= pl.col("change_ci_high"))).fill_null(True))
+    patients, assessments = marts.get("dim_patient"), marts.get("fct_assessment")
+    if patients is None or assessments is None:
+        return frame
+    try:
+        analysed = patients.filter(pl.col("n_cycles").fill_null(0) > 0).select(
+            pl.col("patient_key").cast(pl.String))
+        labelled = assessments.select(
+            pl.col("patient_key").cast(pl.String), pl.col("measure").cast(pl.String),
+            pl.col("analysis_timepoint").cast(pl.String),
+            pl.col("value").cast(pl.Float64).fill_nan(None),
+        ).filter(pl.col("value").is_not_null()).join(analysed, on="patient_key", how="semi")
+        pairs = (
+            labelled.group_by("patient_key", "measure")
+            .agg(pl.col("analysis_timepoint").eq("baseline").any().alias("_b"),
+                 pl.col("analysis_timepoint").eq("post").any().alias("_p"))
+            .filter(pl.col("_b") & pl.col("_p"))
+            .group_by("measure").agg(pl.len().cast(pl.Int64).alias("_pairs"))
+        )
+        joined = frame.with_columns(pl.col("measure").cast(pl.String)).join(
+            pairs, on="measure", how="left")
+    except pl.exceptions.PolarsError:
+        return frame
+    counted = pl.col("_pairs").fill_null(0)
+    joined = _with(joined, "n_paired_agrees", lambda: pl.when(pl.col("subgroup") == "all")
+                   .then(pl.col("n_paired") == counted)
+                   .otherwise(pl.col("n_paired") <= counted).fill_null(False))
+    return joined.drop("_pairs")
 
 
 def efficacy_inputs(marts: dict[str, pl.DataFrame]) -> pl.DataFrame:

@@ -176,6 +176,7 @@ TEMPLATES: dict[str, Callable[[Check], Any]] = {
     "site_drift": _drift,
     "window_agreement": _flag_true,
     "cross_table_agreement": _flag_true,
+    "statistic_consistency": _flag_true,
     "table_not_empty": lambda c: E.ExpectTableRowCountToBeBetween(
         min_value=int(_num(c.min_value) or 1)
     ),
