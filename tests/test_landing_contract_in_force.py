@@ -66,9 +66,9 @@ def test_a_landing_under_another_contract_is_not_current(
     manifest = read_manifest(warehouse.folder(delivery))
     amended_contract = landing_contract(amended(tmp_path / "amend", NEW_SPELLING))
     assert is_current(manifest, first.content_sha256, first.key_fingerprint,
-                      first.contract_fingerprint)
+                      contract_fingerprint=first.contract_fingerprint)
     assert not is_current(manifest, first.content_sha256, first.key_fingerprint,
-                          amended_contract.fingerprint)
+                          contract_fingerprint=amended_contract.fingerprint)
     again = warehouse.land(delivery, contract=amended_contract)
     assert again.landed_at == first.landed_at  # same clock; but a new landing:
     assert read_manifest(warehouse.folder(delivery)).contract_fingerprint \
