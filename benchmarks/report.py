@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 
 ORDER = ("small", "medium", "large")
-STAGES = ("landing", "gate", "build", "dbt", "stats", "publish", "report")
+STAGES = ("landing", "gate", "build", "dbt", "publish", "report")
 FULL_LIMIT_S = 60.0
 FLOOR_FACTOR, FIXED_OVERHEAD_S = 4.0, 15.0
 NO_CHANGE_LIMIT_S = 5.0
@@ -193,7 +193,7 @@ def write_readme(out: Path) -> Path:
                        ("process teardown (server shutdown)", "teardown_s")):
         cells = [_s(agg[s].get("cold", {}).get(key)) for s in sizes]
         lines.append(f"| {label} | " + " | ".join(cells) + " | |")
-    phase_names = ("startup", "landing", "gate", "build", "dbt", "gate_marts", "stats", "report",
+    phase_names = ("startup", "landing", "gate", "build", "dbt", "gate_marts", "report",
                    "finish")
     lines += ["", "Phases from the refresh's progress lines (cold; `startup` = interpreter, "
               "imports, Prefect's server, flow-run set-up; `gate` = the per-site landing gate; "

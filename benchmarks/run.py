@@ -62,7 +62,7 @@ SIZES: dict[str, dict[str, int]] = {
     "large": {"sites": 500, "patients": 100_000},
 }
 SCENARIOS = ("floor", "cold", "no_change", "one_site")
-STAGES = ("landing", "gate", "build", "dbt", "stats", "publish", "report", "total")
+STAGES = ("landing", "gate", "build", "dbt", "publish", "report", "total")
 SCHEMA_VERSION = 1
 # --prefect-server: the running server the children use (api_url, home), else empty.
 SERVER: dict[str, str] = {}
@@ -320,7 +320,7 @@ def redeliver_one_site(inbox: Path, cold_summary: dict) -> dict:
         folder = inbox / d["site_id"] / d["delivery_id"]
         # the site's newest delivery must be the accepted one: a re-delivery then sorts
         # last, as a hospital's next extract would
-        if (d["status"] == "accepted" and d["delivery_id"] == newest[d["site_id"]]
+        if (d["state"] == "accepted" and d["delivery_id"] == newest[d["site_id"]]
                 and (folder / "patients.csv").is_file()):
             candidates.append((d.get("source_rows") or 0, d["site_id"], d["delivery_id"]))
     if not candidates:
@@ -368,7 +368,7 @@ def run_child(module: str, args: list[str], *, log_base: Path, timeout: float) -
 STEP_LINE = re.compile(r"^\[\+\s*([0-9.]+)s\] \[refresh\] step (.*)$")
 STEP_PHASES = (  # the flow's progress lines (ivig_platform.progress) -> the stage they open
     ("quality gate on each site", "gate"), ("building the warehouse", "build"),
-    ("dbt build", "dbt"), ("quality gate on the marts", "gate_marts"), ("stats:", "stats"),
+    ("dbt build", "dbt"), ("quality gate on the marts", "gate_marts"),
     ("study report", "report"), ("published", "finish"),
 )
 
@@ -695,7 +695,7 @@ def run_size(size: str, args: argparse.Namespace) -> dict:
         new = next((d for d in one.get("deliveries", [])
                     if d["site_id"] == redelivery["site_id"]
                     and d["delivery_id"] == redelivery["delivery_id"]), None)
-        one["redelivery"]["status"] = new["status"] if new else None
+        one["redelivery"]["status"] = new["state"] if new else None
         record("one_site", one)
         # keep what the JSON needs, not 200 sites' delivery rows per sample
         for scenario in ("cold", "no_change", "one_site"):
