@@ -44,34 +44,30 @@ say "setting up .venv/ from uv.lock with $python (uv sync; the first time downlo
 "$uv" sync --frozen --python "$python" --quiet
 say ".venv/ is ready: .venv/bin/ivig, .venv/bin/prefect, .venv/bin/pytest"
 
-need_chromium() {
-  # Page tests render the study report and docs sites in a real headless browser.
-  command -v chromium >/dev/null 2>&1 && return 0
+need_package() {
+  # need_package PACKAGE PRESENT WHY: apt-get install PACKAGE (as root, where apt-get is)
+  # unless the shell test PRESENT holds; WHY says which tests need it, or that they skip.
+  local package=$1 present=$2 why=$3
+  eval "$present" >/dev/null 2>&1 && return 0
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    say "installing chromium with apt-get (the Debian package, a few minutes): the page" \
-        "tests render the study report and the docs sites in a real headless browser"
+    say "installing $package with apt-get (the Debian package, a few minutes): $why"
     apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive \
-      apt-get install -y -qq chromium >/dev/null
-    say "chromium installed"
+      apt-get install -y -qq "$package" >/dev/null
+    say "$package installed"
   else
-    say "warning: chromium is not installed; page tests will be skipped"
+    say "warning: $package is not installed; the tests that need it will be skipped ($why)"
   fi
 }
 
+need_chromium() {
+  need_package chromium "command -v chromium" \
+    "the page tests render the study report and the docs sites in a real headless browser"
+}
+
 need_postgresql() {
-  # The server deployment test runs Prefect's server on a throw-away PostgreSQL cluster
-  # (initdb in a temporary folder, a free loopback port; tests/postgres_cluster.py).
-  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && return 0
-  command -v initdb >/dev/null 2>&1 && return 0
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    say "installing postgresql with apt-get (the Debian package): the server deployment" \
-        "test runs Prefect's server on a throw-away PostgreSQL cluster"
-    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive \
-      apt-get install -y -qq postgresql >/dev/null
-    say "postgresql installed"
-  else
-    say "warning: PostgreSQL is not installed; the PostgreSQL server test will be skipped"
-  fi
+  # tests/postgres_cluster.py: initdb in a temporary folder, a free loopback port
+  need_package postgresql "ls /usr/lib/postgresql/*/bin/initdb || command -v initdb" \
+    "the server deployment test runs Prefect's server on a throw-away PostgreSQL cluster"
 }
 
 case "$command" in
