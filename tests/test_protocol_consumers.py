@@ -14,7 +14,6 @@ report's labels, which are now read from the plan.
 from __future__ import annotations
 
 import importlib.util
-import inspect
 import subprocess
 from pathlib import Path
 
@@ -43,7 +42,8 @@ SUFFIXES = (".py", ".sql", ".yml", ".yaml", ".csv")
 #: The protocol package and its loader of the contract are the definition's own code.
 DEFINITION = ("ivig_platform/protocol/",)
 #: Not wired yet: reads no rule from the protocol (see the module docstring).
-NOT_WIRED = ("ivig_platform/demo/",)
+NOT_WIRED = tuple(f"ivig_platform/demo/{m}.py" for m in (
+    "cohort", "faults", "generator", "render", "sites", "truth", "vocab"))
 #: (file, token): an occurrence that is not a copy of the rule, and why.
 UNRELATED: dict[tuple[str, str], str] = {
     ("dbt_project/models/staging/_staging__models.yml", "120"):
@@ -141,15 +141,6 @@ def test_demo_writes_only_what_the_contract_accepts(protocol) -> None:
         for code, written in forms.items():
             canonical = {"true": "yes", "false": "no"}.get(code, code)
             assert {spellings.get(fold(w)) for w in written} == {canonical}, (column, code)
-
-
-def test_demo_efficacy_figures_repeat_the_windows(plan) -> None:
-    """demo/figures.py's independent §7 computation holds the windows as literals."""
-    source = inspect.getsource(__import__("ivig_platform.demo.figures", fromlist=["_"]))
-    w = plan.windows
-    assert f"is_between(-{w.baseline_days_before}, 0)" in source
-    assert f"is_between({w.post_min_days}, {w.post_max_days})" in source
-    assert f'pl.col("from_last") - {w.post_target_days}' in source
 
 
 def test_header_aliases_fold_to_their_column(protocol) -> None:

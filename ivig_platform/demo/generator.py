@@ -35,6 +35,7 @@ from ivig_platform.demo.sites import (
     make_sites,
     special_positions,
 )
+from ivig_platform.protocol.load import Protocol, load_protocol
 
 _SCHEMA: dict[str, dict[str, pl.DataType]] = {
     "patients": {
@@ -98,15 +99,25 @@ DRIFT_MIN_SITES = 3
 
 
 def write_demo_inbox(
-    inbox: Path, *, n_sites: int = 18, n_patients: int = 78, seed: int = 20261124
+    inbox: Path,
+    *,
+    n_sites: int = 18,
+    n_patients: int = 78,
+    seed: int = 20261124,
+    protocol: Protocol | None = None,
 ) -> truth.DemoTruth:
     """Write ``inbox/<site_id>/<delivery_id>/`` for a demo of ``n_sites`` and ``n_patients``.
 
-    Same arguments, same bytes.  The default 78/18 reproduces protocol §1 exactly (see
-    ``DemoTruth.figures``); larger demos keep its proportions and every format variant.
+    What the protocol defines (tables, columns and their aliases, vocabularies and their
+    spellings, measures, windows) is read from ``protocol`` (default: the repository's),
+    loaded here once and handed down; the generator keeps only demo data (names, drug
+    brands, site formats, faults).  Same arguments, same bytes.  The default 78/18
+    reproduces protocol §1 exactly (see ``DemoTruth.figures``); larger demos keep its
+    proportions and every format variant.
     Existing files of the same names are overwritten; nothing else in ``inbox`` is touched.
     """
     inbox = Path(inbox)
+    protocol = protocol if protocol is not None else load_protocol()
     spec = special_positions(n_sites)
     sites = make_sites(n_sites)
     rng = child_rng(seed, "cohort")
@@ -132,7 +143,7 @@ def write_demo_inbox(
         n_sites=n_sites,
         n_patients=n_patients,
         clean=clean,
-        figures=compute_figures(clean),
+        figures=compute_figures(clean, protocol),
         identifiers=truth.identifiers(written, sites),
         expected_quarantine=truth.expected_quarantine(combined),
         expected_deliveries=truth.expected_deliveries(written, sites),
