@@ -181,9 +181,7 @@ def _holds(c: Condition, pairs: pl.DataFrame) -> pl.Series:
     return {"<": x < c.value, "<=": x <= c.value, ">": x > c.value, ">=": x >= c.value}[c.op]
 
 
-def _efficacy(
-    asm: pl.DataFrame, pts: pl.DataFrame, key: list[str], plan: Plan
-) -> dict[str, float]:
+def _efficacy(asm: pl.DataFrame, pts: pl.DataFrame, key: list[str], plan: Plan) -> dict[str, float]:
     """§7 baseline (latest in [index - before, index]) and post (nearest last + target in
     [last + min, last + max], tie -> later), the plan's windows; paired means of the plan's
     measures and the share of MRC responders (the plan's rule) among eligible pairs."""
