@@ -4,10 +4,12 @@
 check tables for the protocol's numbers and spellings (tests/protocol_scan.py) and fails on
 each copy, but for the few unrelated occurrences of `UNRELATED` (each with its reason).
 
-Still outside the scan: the parts of the demo generator listed in `NOT_WIRED`, which
-still hold the measures' ranges and units as numbers. The demo's wording (headers and
-category spellings) is styled from the contract (demo/wording.py), and the tests below pin
-it, and the report's labels (read from the plan), to the definition.
+The demo generator is scanned too: its wording (headers, category spellings, unit factors)
+is styled from the contract (demo/wording.py), its windows, ranges and days per year are
+the protocol's (demo/cohort.py `rules`, demo/figures.py). Still outside the scan: the demo
+site formats (`NOT_WIRED`), whose CK unit spellings are written out there. The tests below
+pin the demo's derived wording, and the report's labels (read from the plan), to the
+definition.
 """
 
 from __future__ import annotations
@@ -40,9 +42,8 @@ SCANNED = ("ivig_platform/", "flows/", "dbt_project/", "expectations/checks/")
 SUFFIXES = (".py", ".sql", ".yml", ".yaml", ".csv")
 #: The protocol package and its loader of the contract are the definition's own code.
 DEFINITION = ("ivig_platform/protocol/",)
-#: Not wired yet: reads no rule from the protocol (see the module docstring).
-NOT_WIRED = tuple(f"ivig_platform/demo/{m}.py" for m in (
-    "cohort", "faults", "generator", "sites"))
+#: Not wired yet (see the module docstring): the CK unit spellings of the demo site formats.
+NOT_WIRED = ("ivig_platform/demo/sites.py",)
 #: (file, token): an occurrence that is not a copy of the rule, and why.
 UNRELATED: dict[tuple[str, str], str] = {
     ("dbt_project/models/staging/_staging__models.yml", "120"):
@@ -60,6 +61,14 @@ UNRELATED: dict[tuple[str, str], str] = {
     ("ivig_platform/report/plots.py", "90"): "area of the median's point mark, square pixels",
     ("ivig_platform/landing/xlsx_cells.py", "si"): "the XLSX attribute of shared formulas",
     ("ivig_platform/demo/vocab.py", "200"): "a drug strength in a demo drug name (200 mg)",
+    **{("ivig_platform/demo/cohort.py", n): "the synthetic cohort's day gaps (treatment dates, "
+       "a month between a visit and a window), retries and UCLA GIT value distribution, in "
+       "hundredths (the windows and ranges themselves are read from the protocol)"
+       for n in ("25", "30", "45", "60", "200", "400")},
+    **{("ivig_platform/demo/faults.py", n): "days by which a fault scenario moves a date"
+       for n in ("25", "30", "400")},
+    ("ivig_platform/demo/generator.py", "120"): "the dose of the broken delivery's extra patient",
+    ("ivig_platform/demo/generator.py", "60"): "the weight of the broken delivery's extra patient",
 }
 
 

@@ -23,7 +23,7 @@ import numpy as np
 import polars as pl
 
 from ivig_platform.demo import faults, files, identity, render, truth
-from ivig_platform.demo.cohort import Cohort, build_cohort, site_sizes
+from ivig_platform.demo.cohort import Cohort, build_cohort, rules, site_sizes
 from ivig_platform.demo.figures import compute_figures
 from ivig_platform.demo.rand import child_rng
 from ivig_platform.demo.sites import (
@@ -123,7 +123,9 @@ def write_demo_inbox(
     sites = make_sites(n_sites)
     rng = child_rng(seed, "cohort")
     sizes = site_sizes(n_patients, n_sites, rng)
-    cohort = build_cohort(sites, sizes, rng, warn_candidates=spec.warn_candidates)
+    cohort = build_cohort(
+        sites, sizes, rng, warn_candidates=spec.warn_candidates, rules=rules(protocol)
+    )
     warn = cohort.warn_site
     words = wording(protocol.contract)
     base = _base_tables(cohort, sites, words)
@@ -273,6 +275,7 @@ def _fault_rows(
             some_assessment=_pos(mrss[sid][0]) if sid in mrss else None,
             spare_ids=iter(cohort.spare_ids[sid][:-1]),
             rng=rng,
+            words=words,
         )
         for kind in kinds[s.index]:
             kind.build(ctx)
