@@ -68,6 +68,12 @@ HEAVY_MODULES = (
     "ivig_platform.quality.cache",
     "ivig_platform.modeling",
     "ivig_platform.report",
+    # what `build_marts` imports when it first invokes dbt (ivig_platform.modeling itself
+    # imports no dbt): ~6 s of CPU on the loaded 2-core machine, otherwise paid inside the
+    # dbt stage (benchmarks/results/fixed-costs-small.md)
+    "dbt.cli.main",
+    "dbt.adapters.duckdb",
+    "prefect_dbt",
 )
 
 

@@ -23,12 +23,6 @@ from typing import Annotated
 import typer
 from typer.core import TyperGroup
 
-from ivig_platform.landing.pseudonym import (
-    KEY_VARIABLE,
-    MissingKeyError,
-    key_fingerprint,
-    load_key,
-)
 from ivig_platform.protocol.cli import app as protocol_app
 from ivig_platform.run_log import (
     Terminal,
@@ -38,12 +32,10 @@ from ivig_platform.run_log import (
     run_log_handler,
 )
 from ivig_platform.wall_clock import format_duration, wall_seconds
-from ivig_platform.warehouse.housekeeping import clear_dead_runs
-from ivig_platform.warehouse.outcome import RefreshFailed, failure_line
-from ivig_platform.warehouse.preflight import preflight
-from ivig_platform.warehouse.publish import published_path
-from ivig_platform.warehouse.run_lock import WarehouseBusy, run_lock
-from ivig_platform.warehouse.state import current_state, is_unchanged
+
+# The platform's modules are imported inside the commands that use them: they bring Polars
+# and the protocol's models (about a second), which `ivig --help`, `ivig status` and the
+# other quick commands do not need.
 
 
 class WrappedCommandList(TyperGroup):
@@ -158,6 +150,14 @@ def run_refresh(inbox: Path, warehouse: Path, *, settle_seconds: float = 0,
     refused (or waits) before Prefect starts, and so are a changed key, an impossible
     re-keying and an empty inbox. Only then does the run's output go to its log file.
     """
+    from ivig_platform.landing.pseudonym import MissingKeyError, key_fingerprint, load_key
+    from ivig_platform.warehouse.housekeeping import clear_dead_runs
+    from ivig_platform.warehouse.outcome import RefreshFailed, failure_line
+    from ivig_platform.warehouse.preflight import preflight
+    from ivig_platform.warehouse.publish import published_path
+    from ivig_platform.warehouse.run_lock import WarehouseBusy, run_lock
+    from ivig_platform.warehouse.state import current_state, is_unchanged
+
     if not inbox.is_dir():
         fail(f"inbox {inbox} is not a folder")
     plans = [p.resolve() for p in plans or []]
@@ -197,6 +197,7 @@ def _run_logged(inbox: Path, warehouse: Path, settle_seconds: float, force: bool
                 rekey: bool, plans: list[Path]) -> dict:
     """Prefect and the flow, with this process's output in the run's log file."""
     from ivig_platform.console import progress_display
+    from ivig_platform.warehouse.outcome import RefreshFailed, failure_line
 
     run_id = new_run_id()
     log = log_path(warehouse, run_id)
@@ -311,6 +312,7 @@ def demo(
     generated once for the folder (DIR/.pseudonym_key) unless IVIG_PSEUDONYM_KEY is set.
     """
     from ivig_platform.demo import write_demo_inbox
+    from ivig_platform.landing.pseudonym import KEY_VARIABLE
 
     dir.mkdir(parents=True, exist_ok=True)
     inbox = dir / "inbox"
@@ -347,6 +349,7 @@ def status(
     --history SITE: that site's delivery events instead, oldest first.
     """
     from ivig_platform.console import print_status
+    from ivig_platform.warehouse.publish import published_path
 
     if history is not None:
         print_history(warehouse, history)
@@ -423,6 +426,7 @@ def sql(
     run the same way. Writes are refused: the file is the published record.
     """
     from ivig_platform.sql_shell import SqlError, export, open_read_only, run_query, shell
+    from ivig_platform.warehouse.publish import published_path
 
     if (csv or parquet) and query is None:
         fail("--csv/--parquet need a QUERY")
@@ -519,6 +523,7 @@ def report(
 ) -> None:
     """Write the study report WAREHOUSE/report.html from the published file."""
     from ivig_platform.report import render_warehouse_report
+    from ivig_platform.warehouse.publish import published_path
 
     if not published_path(warehouse).exists():
         fail(f"no published warehouse at {published_path(warehouse)} (run `ivig refresh` first)")
@@ -539,6 +544,7 @@ def rollback(
     was current stays among the versions, so a rollback can be undone with --to. Refused
     while a refresh of WAREHOUSE is running.
     """
+    from ivig_platform.warehouse.publish import published_path
     from ivig_platform.warehouse.rollback import RollbackError, roll_back
 
     try:
