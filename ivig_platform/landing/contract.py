@@ -46,8 +46,8 @@ class Column:
     low_inclusive: bool = True
     identifier: bool = False
     #: The range as the contract document says it (`> 0 and ≤ 400`), for quarantine
-    #: details; None without a range.
-    range_text: str | None = None
+    #: details; None without a range. Derived from low/high, so not compared.
+    range_text: str | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
