@@ -288,7 +288,8 @@ def refresh(
     Needs IVIG_PSEUDONYM_KEY in the environment. Exit code 0 when a warehouse was
     published (or nothing changed since the last publish), 1 with a one-line reason
     otherwise; the last line always says what is live. Details (Prefect's logs,
-    tracebacks) go to WAREHOUSE/logs/refresh-<run_id>.log.
+    tracebacks) go to WAREHOUSE/logs/refresh-<run_id>.log. The protocol is the
+    repository's protocol/ folder, or the folder IVIG_PROTOCOL_DIR names.
     """
     print_summary(run_refresh(inbox, warehouse, settle_seconds=settle_seconds, force=force,
                               wait_seconds=wait, rekey=rekey, plans=plan))

@@ -292,9 +292,9 @@ def test_first_rule_wins_and_detail_lists_every_broken_rule(extract, make_delive
         "invalid_date", "start_date", "2021-02-30")
     assert record["detail"].split("; ") == [
         "start_date: invalid_date",
-        "cycle_number: out_of_range",
-        "dose_g: out_of_range",
-        "weight_kg: out_of_range",
+        "cycle_number: out_of_range (≥ 1)",
+        "dose_g: out_of_range (> 0 and ≤ 400)",
+        "weight_kg: out_of_range (25–250)",
         "patient_id: unknown_patient",
     ]
 

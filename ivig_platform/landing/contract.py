@@ -45,6 +45,9 @@ class Column:
     high: float | None = None
     low_inclusive: bool = True
     identifier: bool = False
+    #: The range as the contract document says it (`> 0 and ≤ 400`), for quarantine
+    #: details; None without a range. Derived from low/high, so not compared.
+    range_text: str | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -64,7 +67,7 @@ def column_of(f: TableField) -> Column:
     return Column(
         f.name, f.kind, f.aliases, required=f.required_column, not_null=f.not_null,
         vocabulary=f.vocabulary, low=c.low, high=c.maximum, low_inclusive=c.low_inclusive,
-        identifier=f.identifier,
+        identifier=f.identifier, range_text=c.text() if c.is_set else None,
     )
 
 
@@ -97,6 +100,11 @@ class MeasureRule:
     units: dict[str, float] | None
     unit_required: bool
     measure: Measure = field(repr=False, compare=False)
+
+    @property
+    def range_text(self) -> str | None:
+        """The valid range as the contract document says it (`0–2.83`); None without one."""
+        return self.measure.value.text() if self.measure.value.is_set else None
 
     def parse_grade(self, expr: pl.Expr) -> pl.Expr:
         """The value of a `grade` measure read by its grammar (see `parsing.parse_grade`)."""

@@ -121,7 +121,9 @@ def field_checks(table: Table, style: NumberStyle, delivery_date: date,
             checks.append(Check("invalid_number", column.name, present & typed.is_null()))
             if column.kind == "integer":
                 checks.append(Check("not_integer", column.name, typed != typed.floor()))
-            checks.append(Check("out_of_range", column.name, _outside(typed, column)))
+            # the note names the limits, so a site sees which range its value broke
+            checks.append(Check("out_of_range", column.name, _outside(typed, column),
+                                note=column.range_text))
             if column.kind == "integer":
                 checks.append(_beyond_storage(typed, table.name, column.name))
         elif column.kind in ("category", "yesno"):
@@ -210,11 +212,15 @@ def assessment_checks(style: NumberStyle, contract: LandingContract
         else number
         for m in rules
     })
-    out_of_range = pl.lit(False)
-    for name in numeric:
-        rule = rules[name]
-        outside = _outside_range(pl.col("value"), rule.low, rule.high, rule.low_inclusive)
-        out_of_range = out_of_range | ((measure == name) & outside)
+    # one check per measure, so the detail names that measure's range (the rule and
+    # column stay out_of_range / value)
+    out_of_range = [
+        Check("out_of_range", "value",
+              (measure == name) & _outside_range(pl.col("value"), rules[name].low,
+                                                 rules[name].high, rules[name].low_inclusive),
+              note=f"{name} {rules[name].range_text}" if rules[name].range_text else None)
+        for name in numeric
+    ]
     checks = [
         Check("required", "unit", measure.is_in(needs_unit) & unit.is_null()),
         Check("invalid_number", "value",
@@ -222,7 +228,7 @@ def assessment_checks(style: NumberStyle, contract: LandingContract
         Check("not_integer", "value",
               measure.is_in(contract.measures_where(value_type="integer"))
               & (number != number.floor())),
-        Check("out_of_range", "value", out_of_range),
+        *out_of_range,
         Check("invalid_mrc_grade", "value",
               measure.is_in(graded) & text.is_not_null() & grade.is_null()),
         Check("invalid_unit", "unit",

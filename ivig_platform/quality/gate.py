@@ -20,7 +20,6 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -177,14 +176,15 @@ def _gate_suites(gate: str, suites: dict[str, gx.ExpectationSuite] | None
     return sorted(chosen, key=lambda s: order.index(s.name) if s.name in order else len(order))
 
 
-@cache
 def _measures() -> dict[str, tuple[str, str]]:
     """measure name → (short label, canonical unit) from the contract in force: the title's
-    abbreviation in parentheses where it has one ("Creatine kinase (CK)" → "CK")."""
-    from ivig_platform.protocol import load_protocol
+    abbreviation in parentheses where it has one ("Creatine kinase (CK)" → "CK").
+
+    The protocol in force, not the repository's: a run's amendment may add a measure."""
+    from ivig_platform.protocol.in_force import protocol_in_force
 
     named = {}
-    for measure in load_protocol().contract.measures:
+    for measure in protocol_in_force().contract.measures:
         short = re.search(r"\(([^()]+)\)\s*$", measure.title)
         named[measure.name] = (short.group(1) if short else measure.title, measure.unit)
     return named
