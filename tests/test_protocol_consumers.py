@@ -4,17 +4,17 @@
 check tables for the protocol's numbers and spellings (tests/protocol_scan.py) and fails on
 each copy, but for the few unrelated occurrences of `UNRELATED` (each with its reason).
 
-Still outside the scan: the demo generator (`ivig_platform/demo/`), which writes
-deliveries in the sites' spellings and holds its own vocabulary, units and windows. Until
-it takes them from the protocol, the tests below pin each of its copies to the definition
-(a copy changed on one side fails here instead of silently disagreeing), as they pin the
-report's labels, which are now read from the plan.
+The demo generator is scanned too: its wording (headers, category spellings, unit factors)
+is styled from the contract (demo/wording.py), its windows, ranges and days per year are
+the protocol's (demo/cohort.py `rules`, demo/figures.py). Still outside the scan: the demo
+site formats (`NOT_WIRED`), whose CK unit spellings are written out there. The tests below
+pin the demo's derived wording, and the report's labels (read from the plan), to the
+definition.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import inspect
 import subprocess
 from pathlib import Path
 
@@ -42,8 +42,8 @@ SCANNED = ("ivig_platform/", "flows/", "dbt_project/", "expectations/checks/")
 SUFFIXES = (".py", ".sql", ".yml", ".yaml", ".csv")
 #: The protocol package and its loader of the contract are the definition's own code.
 DEFINITION = ("ivig_platform/protocol/",)
-#: Not wired yet: reads no rule from the protocol (see the module docstring).
-NOT_WIRED = ("ivig_platform/demo/",)
+#: Not wired yet (see the module docstring): the CK unit spellings of the demo site formats.
+NOT_WIRED = ("ivig_platform/demo/sites.py",)
 #: (file, token): an occurrence that is not a copy of the rule, and why.
 UNRELATED: dict[tuple[str, str], str] = {
     ("dbt_project/models/staging/_staging__models.yml", "120"):
@@ -60,6 +60,15 @@ UNRELATED: dict[tuple[str, str], str] = {
     ("ivig_platform/wall_clock.py", "60"): "seconds in a minute (the wall time printed)",
     ("ivig_platform/report/plots.py", "90"): "area of the median's point mark, square pixels",
     ("ivig_platform/landing/xlsx_cells.py", "si"): "the XLSX attribute of shared formulas",
+    ("ivig_platform/demo/vocab.py", "200"): "a drug strength in a demo drug name (200 mg)",
+    **{("ivig_platform/demo/cohort.py", n): "the synthetic cohort's day gaps (treatment dates, "
+       "a month between a visit and a window), retries and UCLA GIT value distribution, in "
+       "hundredths (the windows and ranges themselves are read from the protocol)"
+       for n in ("25", "30", "45", "60", "200", "400")},
+    **{("ivig_platform/demo/faults.py", n): "days by which a fault scenario moves a date"
+       for n in ("25", "30", "400")},
+    ("ivig_platform/demo/generator.py", "120"): "the dose of the broken delivery's extra patient",
+    ("ivig_platform/demo/generator.py", "60"): "the weight of the broken delivery's extra patient",
 }
 
 
@@ -125,31 +134,25 @@ def test_report_repeats_labels_decimals_and_the_small_cell_rule(protocol, plan) 
 
 
 def test_demo_writes_only_what_the_contract_accepts(protocol) -> None:
-    from ivig_platform.demo import cohort, vocab
+    """The demo's headers and category forms (styled from the contract by demo/wording.py)
+    fold back to the column's name or alias and to the code they stand for."""
+    from ivig_platform.demo.wording import wording
 
     c = protocol.contract
-    assert c.delivery.tables == vocab.TABLES
-    assert {t: c.table(t).field_names for t in c.delivery.tables} == vocab.COLUMNS
-    assert c.measure_names == cohort.MEASURES
-    for table, headers in vocab._ES_SNAKE.items():
-        for column, alias in headers.items():
-            assert alias in c.table(table).field(column).aliases, (table, column)
-    field_vocabulary = {"serious": "yesno"} | {
-        f.name: f.vocabulary for t in c.tables.values() for f in t.fields if f.vocabulary}
-    for (_, column), forms in {**vocab.CATEGORY_FORMS, **vocab.LIST_FORMS}.items():
-        spellings = c.vocabulary(field_vocabulary[column]).spellings
-        for code, written in forms.items():
-            canonical = {"true": "yes", "false": "no"}.get(code, code)
-            assert {spellings.get(fold(w)) for w in written} == {canonical}, (column, code)
-
-
-def test_demo_efficacy_figures_repeat_the_windows(plan) -> None:
-    """demo/figures.py's independent §7 computation holds the windows as literals."""
-    source = inspect.getsource(__import__("ivig_platform.demo.figures", fromlist=["_"]))
-    w = plan.windows
-    assert f"is_between(-{w.baseline_days_before}, 0)" in source
-    assert f"is_between({w.post_min_days}, {w.post_max_days})" in source
-    assert f'pl.col("from_last") - {w.post_target_days}' in source
+    words = wording(c)
+    assert words.tables == c.delivery.tables
+    assert words.columns == {t: c.table(t).field_names for t in c.delivery.tables}
+    for header_set in words.headers.values():
+        for table, headers in header_set.items():
+            for column, header in headers.items():
+                f = c.table(table).field(column)
+                assert fold_header(header) in {fold_header(s) for s in (f.name, *f.aliases)}
+    fields = {f.name: f for t in c.tables.values() for f in t.fields}
+    for (_, column), forms in {**words.category_forms, **words.list_forms}.items():
+        v = c.vocabulary(fields[column].vocabulary)
+        for key, written in forms.items():
+            code = dict(zip(("true", "false"), v.code_list, strict=False)).get(key, key)
+            assert {v.spellings.get(fold(w)) for w in written} == {code}, (column, key)
 
 
 def test_header_aliases_fold_to_their_column(protocol) -> None:

@@ -18,12 +18,42 @@ import polars as pl
 
 from ivig_platform.demo import calibrate, identity, shape, vocab
 from ivig_platform.demo.sites import WARN_MEASURE, WARN_MIN_PATIENTS, WARN_TIMEPOINT, Site
+from ivig_platform.protocol.load import Protocol
+from ivig_platform.protocol.plan import Windows
 
 FIRST_INDEX = np.datetime64("2012-01-01")
 LAST_INDEX = np.datetime64("2023-06-30")  # keeps every clinical date before mid-2026
 SPARE_IDS_PER_SITE = 24
+UCLA_SCALE = 100  # UCLA GIT values are drawn in hundredths (written with 2 decimals)
+#: Days between a window and the visits placed outside it (``old``), or in its last days
+#: (``p_far``): a month.
+VISIT_GAP_DAYS = 30
 CK_MAX = 59_000  # U/L; below 1,000 µkat/L, so no µkat/L value needs a thousands separator
-MEASURES = ("mrc", "ck", "mrss", "ucla_git")
+
+
+@dataclass(frozen=True)
+class Rules:
+    """What the cohort takes from the protocol: the primary plan's §7 windows (the visits
+    are placed around them), the days of a year of age, and the valid range of the measures
+    whose values are drawn in whole written units (mRSS in points, UCLA GIT in hundredths)."""
+
+    windows: Windows
+    days_per_year: float
+    limits: dict[str, tuple[int, int]]
+
+
+def rules(protocol: Protocol) -> Rules:
+    c = protocol.contract
+
+    def limits(name: str, scale: int) -> tuple[int, int]:
+        r = c.measure(name).valid_range
+        return round(r.low * scale), round(r.maximum * scale)
+
+    return Rules(
+        windows=protocol.primary_plan.windows,
+        days_per_year=c.derived.age_at_index.days_per_year,
+        limits={"mrss": limits("mrss", 1), "ucla_git": limits("ucla_git", UCLA_SCALE)},
+    )
 
 
 @dataclass(frozen=True)
@@ -81,6 +111,7 @@ def build_cohort(
     rng: np.random.Generator,
     *,
     warn_candidates: Sequence[int] = (),
+    rules: Rules,
 ) -> Cohort:
     """Generate the clean cohort for ``sites`` with ``sizes[k]`` patients at site k.
 
@@ -115,7 +146,7 @@ def build_cohort(
     stop = np.array(stop_keys, dtype=object)[_exact(n, shape.STOP_REASON, rng)]
 
     sched = _schedule(n, rng)
-    birth = _birth_dates(sched.index, rng)
+    birth = _birth_dates(sched.index, rng, rules.days_per_year)
     weight, dose = _weights_and_doses(sched, rng)
 
     people = identity.person_columns(sex, rng)
@@ -172,6 +203,7 @@ def build_cohort(
         sched.first_row,
         site_idx,
         tuple(warn_candidates),
+        rules,
     )
     treatments = _treatments(ctx)
     assessments, sparse = _assessments(ctx)
@@ -228,13 +260,13 @@ def _schedule(n: int, rng: np.random.Generator) -> _Schedule:
     return _Schedule(n_cycles, index, last, first_row, patient, k, start)
 
 
-def _birth_dates(index: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def _birth_dates(index: np.ndarray, rng: np.random.Generator, days_per_year: float) -> np.ndarray:
     """Birth dates giving a mean age at index of 58.5: a clipped normal, shifted until its
     mean sits on target (rounding to days and to 0.1 year moves it by far less than 1%)."""
     age = np.clip(rng.normal(shape.MEAN_AGE, 12.0, index.size), 23, 84)
     for _ in range(30):
         age = np.clip(age + (shape.MEAN_AGE - age.mean()), 23, 84)
-    return index - _days(np.rint(age * 365.25).astype(np.int64))
+    return index - _days(np.rint(age * days_per_year).astype(np.int64))
 
 
 def _weights_and_doses(sched: _Schedule, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -306,6 +338,7 @@ class _Ctx:
     first_row: np.ndarray
     site_idx: np.ndarray
     warn_candidates: tuple[int, ...]
+    rules: Rules
 
 
 # --- treatments -------------------------------------------------------------------------
@@ -408,23 +441,35 @@ _VISITS = ("old", "b_early", "b", "mid", "p_near", "tie", "p", "p_far", "late")
 def _visit_dates(ctx: _Ctx) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Per-patient visit dates, placed so the §7 windows pick exactly the intended ones.
 
-    Baseline window [index-90, index]: ``b`` (latest) and ``b_early``; ``old`` lies before it.
-    Post window [last+30, last+180]: ``p`` is nearest to last+90; ``tie`` is as near but
-    earlier (the later wins); ``p_near``/``p_far`` are farther; ``mid`` and ``late`` lie outside.
+    Baseline window [index - before, index]: ``b`` (latest) and ``b_early`` (its earliest
+    29 days); ``old`` lies before it.  Post window [last + min, last + max]: ``p`` is nearest
+    to last + target; ``tie`` is as near but earlier (the later wins); ``p_near`` (the first
+    21 days of the window) and ``p_far`` (its last 31) are farther; ``mid`` and ``late`` lie
+    outside.  The windows are the primary plan's; ``p`` and ``tie`` stay within half the
+    gap from the window's start to the target, less 5 days, so ``p_near`` is always farther.
     """
     rng, n, idx, last = ctx.rng, ctx.n, ctx.index, ctx.last
-    d = rng.integers(-25, 26, n)
+    w = ctx.rules.windows
+    before, low, target, high = (
+        w.baseline_days_before,
+        w.post_min_days,
+        w.post_target_days,
+        w.post_max_days,
+    )
+    spread = (target - low) // 2 - 5
+    gap = VISIT_GAP_DAYS
+    d = rng.integers(-spread, spread + 1, n)
     span = (last - idx).astype(int)
     dates = {
-        "old": idx - _days(rng.integers(120, 401, n)),
-        "b_early": idx - _days(rng.integers(61, 90, n)),
-        "b": idx - _days(rng.integers(0, 61, n)),
+        "old": idx - _days(rng.integers(before + gap, before + gap + 281, n)),
+        "b_early": idx - _days(rng.integers(before - 29, before, n)),
+        "b": idx - _days(rng.integers(0, before - 29, n)),
         "mid": idx + _days(14 + np.floor(rng.random(n) * (span + 15)).astype(np.int64)),
-        "p_near": last + _days(rng.integers(30, 51, n)),
-        "tie": last + _days(90 - d),
-        "p": last + _days(90 + d),
-        "p_far": last + _days(rng.integers(150, 181, n)),
-        "late": last + _days(rng.integers(200, 401, n)),
+        "p_near": last + _days(rng.integers(low, low + 21, n)),
+        "tie": last + _days(target - d),
+        "p": last + _days(target + d),
+        "p_far": last + _days(rng.integers(high - gap, high + 1, n)),
+        "late": last + _days(rng.integers(high + 20, high + 221, n)),
     }
     return dates, d
 
@@ -450,16 +495,20 @@ def _values(
     m = who.size
     if measure == "mrss":
         diffuse = ctx.subtype[who] == "diffuse"
-        base = np.clip(np.rint(np.where(diffuse, rng.normal(19, 7, m), rng.normal(9, 4, m))), 0, 51)
-        post = np.clip(base + np.rint(rng.normal(-2, 3.5, m)), 0, 51)
-        base[paired] = calibrate.to_mean(base[paired], 15.0, 0, 51, rng)
-        post[paired] = calibrate.to_mean(post[paired], 13.0, 0, 51, rng)
+        lo, hi = ctx.rules.limits[measure]
+        base = np.clip(
+            np.rint(np.where(diffuse, rng.normal(19, 7, m), rng.normal(9, 4, m))), lo, hi
+        )
+        post = np.clip(base + np.rint(rng.normal(-2, 3.5, m)), lo, hi)
+        base[paired] = calibrate.to_mean(base[paired], 15.0, lo, hi, rng)
+        post[paired] = calibrate.to_mean(post[paired], 13.0, lo, hi, rng)
     elif measure == "ucla_git":
         gi = ctx.has["gastrointestinal"][who]
-        base = np.clip(np.rint(np.where(gi, rng.normal(130, 45, m), rng.normal(60, 30, m))), 0, 283)
-        post = np.clip(np.rint(base + rng.normal(-28, 25, m)), 0, 283)
-        base[paired] = calibrate.to_mean(base[paired], 106.0, 0, 283, rng)
-        post[paired] = calibrate.to_mean(post[paired], 78.0, 0, 283, rng)
+        lo, hi = ctx.rules.limits[measure]
+        base = np.clip(np.rint(np.where(gi, rng.normal(130, 45, m), rng.normal(60, 30, m))), lo, hi)
+        post = np.clip(np.rint(base + rng.normal(-28, 25, m)), lo, hi)
+        base[paired] = calibrate.to_mean(base[paired], 106.0, lo, hi, rng)
+        post[paired] = calibrate.to_mean(post[paired], 78.0, lo, hi, rng)
     elif measure == "ck":
         base = np.clip(np.rint(rng.lognormal(np.log(750), 0.8, m)), 40, 20_000)
         post = np.clip(np.rint(base * np.exp(rng.normal(-1.55, 0.9, m))), 15, 20_000)
@@ -491,12 +540,12 @@ def _make_sparse(ctx: _Ctx, who: np.ndarray, has: np.ndarray) -> int | None:
     return None
 
 
-def _noisy(measure: str, v: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def _noisy(measure: str, v: np.ndarray, rng: np.random.Generator, rules: Rules) -> np.ndarray:
     """A plausible value for a visit outside the windows, near ``v``."""
     if measure == "mrss":
-        return np.clip(v + rng.integers(-3, 4, v.size), 0, 51)
+        return np.clip(v + rng.integers(-3, 4, v.size), *rules.limits[measure])
     if measure == "ucla_git":
-        return np.clip(v + rng.integers(-20, 21, v.size), 0, 283)
+        return np.clip(v + rng.integers(-20, 21, v.size), *rules.limits[measure])
     if measure == "ck":
         return np.clip(np.rint(v * rng.uniform(0.6, 1.5, v.size)), 15, CK_MAX).astype(np.int64)
     out = np.clip(v + rng.integers(-1, 2, v.size), 2, 15)
@@ -510,7 +559,7 @@ def _as_value(measure: str, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         value = np.round(g + 0.33 * (v - 3 * g), 2)
         return value, np.asarray(vocab.MRC_GRADES, dtype=object)[v]
     if measure == "ucla_git":
-        return np.round(v / 100, 2), np.full(v.size, None, dtype=object)
+        return np.round(v / UCLA_SCALE, 2), np.full(v.size, None, dtype=object)
     return v.astype(np.float64), np.full(v.size, None, dtype=object)
 
 
@@ -550,7 +599,7 @@ def _assessments(ctx: _Ctx) -> tuple[pl.DataFrame, int | None]:
             if not sel.any():
                 continue
             anchor = source.get(visit, post)[sel]
-            raw = anchor if visit in ("b", "p") else _noisy(measure, anchor, rng)
+            raw = anchor if visit in ("b", "p") else _noisy(measure, anchor, rng, ctx.rules)
             value, grade = _as_value(measure, raw)
             frames.append(
                 pl.DataFrame(

@@ -20,6 +20,7 @@ import numpy as np
 
 from ivig_platform.demo import identity
 from ivig_platform.demo.sites import Site
+from ivig_platform.demo.wording import Wording
 
 Row = dict[str, Any]
 
@@ -39,6 +40,7 @@ class SiteContext:
     some_assessment: Row | None
     spare_ids: Iterator[str]
     rng: np.random.Generator
+    words: Wording
     rows: list[Row] = field(default_factory=list)
     _counter: int = 0
     _used_days: set[tuple[str, dt.date]] = field(default_factory=set)
@@ -48,6 +50,14 @@ class SiteContext:
     @property
     def spanish(self) -> bool:
         return self.site.fmt.language == "es"
+
+    def tidy(self, column: str, position: int) -> str:
+        """How this site writes the code at `position` of `column`'s vocabulary (tidy form),
+        the words of the invalid values below: a valid word of another field, or a valid
+        word with an invalid one beside it, never a copy of a protocol spelling."""
+        key = (self.site.fmt.language, column)
+        forms = self.words.category_forms.get(key) or self.words.list_forms[key]
+        return list(forms.values())[position][0]
 
     def num(self, text: str) -> str:
         """A number as this site writes it ("2.5" -> "2,5" where the delimiter is ';')."""
@@ -223,7 +233,9 @@ def patients_birth_before_1900(ctx: SiteContext) -> None:
 
 
 def patients_invalid_category(ctx: SiteContext) -> None:
-    p = ctx.new_patient("invalid_category", raw={"sex": "desconocido" if ctx.spanish else "X"})
+    p = ctx.new_patient(
+        "invalid_category", raw={"sex": ctx.tidy("related", -1) if ctx.spanish else "X"}
+    )
     ctx.ae(p["patient_id"], "quarantined_patient", _ref_date(ctx))
 
 
@@ -234,7 +246,7 @@ def patients_required_indication(ctx: SiteContext) -> None:
 def patients_invalid_indication(ctx: SiteContext) -> None:
     ctx.new_patient(
         "invalid_category",
-        raw={"indication": "miositis|pulmonar" if ctx.spanish else "myositis|lung"},
+        raw={"indication": ctx.tidy("indication", 0) + ("|pulmonar" if ctx.spanish else "|lung")},
     )
 
 
@@ -521,7 +533,7 @@ def ae_invalid_category(ctx: SiteContext) -> None:
         p["patient_id"],
         "invalid_category",
         p["index_date"] + dt.timedelta(days=2),
-        raw={"severity": "muy grave" if ctx.spanish else "extreme"},
+        raw={"severity": f"muy {ctx.tidy('severity', -1)}" if ctx.spanish else "extreme"},
     )
 
 

@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from ivig_platform.demo import faults, files, identity, render, truth, vocab
-from ivig_platform.demo.cohort import Cohort, build_cohort, site_sizes
+from ivig_platform.demo import faults, files, identity, render, truth
+from ivig_platform.demo.cohort import Cohort, build_cohort, rules, site_sizes
 from ivig_platform.demo.figures import compute_figures
 from ivig_platform.demo.rand import child_rng
 from ivig_platform.demo.sites import (
@@ -35,6 +35,8 @@ from ivig_platform.demo.sites import (
     make_sites,
     special_positions,
 )
+from ivig_platform.demo.wording import Wording, wording
+from ivig_platform.protocol.load import Protocol, load_protocol
 
 _SCHEMA: dict[str, dict[str, pl.DataType]] = {
     "patients": {
@@ -98,44 +100,59 @@ DRIFT_MIN_SITES = 3
 
 
 def write_demo_inbox(
-    inbox: Path, *, n_sites: int = 18, n_patients: int = 78, seed: int = 20261124
+    inbox: Path,
+    *,
+    n_sites: int = 18,
+    n_patients: int = 78,
+    seed: int = 20261124,
+    protocol: Protocol | None = None,
 ) -> truth.DemoTruth:
     """Write ``inbox/<site_id>/<delivery_id>/`` for a demo of ``n_sites`` and ``n_patients``.
 
-    Same arguments, same bytes.  The default 78/18 reproduces protocol §1 exactly (see
-    ``DemoTruth.figures``); larger demos keep its proportions and every format variant.
+    What the protocol defines (tables, columns and their aliases, vocabularies and their
+    spellings, measures, windows) is read from ``protocol`` (default: the repository's),
+    loaded here once and handed down; the generator keeps only demo data (names, drug
+    brands, site formats, faults).  Same arguments, same bytes.  The default 78/18
+    reproduces protocol §1 exactly (see ``DemoTruth.figures``); larger demos keep its
+    proportions and every format variant.
     Existing files of the same names are overwritten; nothing else in ``inbox`` is touched.
     """
     inbox = Path(inbox)
+    protocol = protocol if protocol is not None else load_protocol()
     spec = special_positions(n_sites)
     sites = make_sites(n_sites)
     rng = child_rng(seed, "cohort")
     sizes = site_sizes(n_patients, n_sites, rng)
-    cohort = build_cohort(sites, sizes, rng, warn_candidates=spec.warn_candidates)
+    cohort = build_cohort(
+        sites, sizes, rng, warn_candidates=spec.warn_candidates, rules=rules(protocol)
+    )
     warn = cohort.warn_site
-    base = _base_tables(cohort, sites)
+    words = wording(protocol.contract)
+    base = _base_tables(cohort, sites, words)
     held = spec.held_back
-    if held is not None and not _drift_would_fail(base, sites[held].site_id):
+    if held is not None and not _drift_would_fail(base, sites[held], words):
         sites, held = make_sites(n_sites, held_back=False), None
     reserved = {s.site_id: cohort.spare_ids[s.site_id][-1] for s in sites}
-    fault_rows, kinds = _fault_rows(base, cohort, sites, child_rng(seed, "faults"))
+    fault_rows, kinds = _fault_rows(base, cohort, sites, words, child_rng(seed, "faults"))
     extra_frames, extra_rows = _extra_deliveries(
-        base, sites, reserved, child_rng(seed, "deliveries")
+        base, sites, words, reserved, child_rng(seed, "deliveries")
     )
-    combined = _combine(base, extra_frames, fault_rows + extra_rows)
-    written, reported = _render_all(combined, sites)
-    _write_files(inbox, written, sites)
+    combined = _combine(base, extra_frames, fault_rows + extra_rows, words)
+    written, reported = _render_all(combined, sites, words)
+    _write_files(inbox, written, sites, words)
 
-    clean = truth.clean_tables(combined, reported)
+    clean = truth.clean_tables(
+        combined, reported, words, protocol.contract.derived.age_at_index.days_per_year
+    )
     return truth.DemoTruth(
         seed=seed,
         n_sites=n_sites,
         n_patients=n_patients,
         clean=clean,
-        figures=compute_figures(clean),
-        identifiers=truth.identifiers(written, sites),
-        expected_quarantine=truth.expected_quarantine(combined),
-        expected_deliveries=truth.expected_deliveries(written, sites),
+        figures=compute_figures(clean, protocol),
+        identifiers=truth.identifiers(written, sites, words),
+        expected_quarantine=truth.expected_quarantine(combined, words.tables),
+        expected_deliveries=truth.expected_deliveries(written, sites, words.tables),
         delivery_dates={(s.site_id, d.isoformat()): d for s in sites for d in s.deliveries},
         site_formats={s.site_id: s.fmt for s in sites},
         dropped_columns={
@@ -164,8 +181,8 @@ def write_demo_inbox(
 # --- the quality-gate scenarios -----------------------------------------------------------
 
 
-def _drift_would_fail(base: dict[str, pl.DataFrame], site_id: str) -> bool:
-    """Whether the gate's CK site drift check fails on ``site_id``'s newer delivery (its
+def _drift_would_fail(base: dict[str, pl.DataFrame], site: Site, words: Wording) -> bool:
+    """Whether the gate's CK site drift check fails on ``site``'s newer delivery (its
     µkat/L values read as U/L), and can judge it at all: a small separate reading of the check,
     so the truth never promises a hold-back the gate cannot make (tiny demos)."""
     ck = (
@@ -175,30 +192,37 @@ def _drift_would_fail(base: dict[str, pl.DataFrame], site_id: str) -> bool:
         .agg(n=pl.len(), median=pl.col("value").median())
         .filter(pl.col("n") >= DRIFT_MIN_VALUES)
     )
-    mine = ck.filter(pl.col("site_id") == site_id)
-    others = ck.filter(pl.col("site_id") != site_id)["median"]
+    mine = ck.filter(pl.col("site_id") == site.site_id)
+    others = ck.filter(pl.col("site_id") != site.site_id)["median"]
     if mine.is_empty() or others.len() < DRIFT_MIN_SITES or not (others > 0).all():
         return False
     pooled = math.exp(float(others.log().median()))
-    return float(mine["median"][0]) * render.UKAT_PER_UL / pooled <= 1 / DRIFT_FACTOR
+    as_labelled = float(mine["median"][0]) * render.per_canonical(site.fmt.ck_unit, words)
+    return as_labelled / pooled <= 1 / DRIFT_FACTOR
 
 
 # --- building the rows ------------------------------------------------------------------
 
 
-def _base_tables(cohort: Cohort, sites: list[Site]) -> dict[str, pl.DataFrame]:
+def _base_tables(cohort: Cohort, sites: list[Site], words: Wording) -> dict[str, pl.DataFrame]:
     """Clean rows in canonical form with bookkeeping: the accepted delivery of their site,
     ``_anchor`` (file position among the site's clean rows), no rule, clean.
 
     CK of sites writing µkat/L is rounded to what 3 decimals of µkat/L can say, so the clean
     value is exactly what landing computes from the written text."""
     accepted = {s.site_id: s.accepted_delivery.isoformat() for s in sites}
-    ukat = [s.site_id for s in sites if render.is_ukat(s.fmt.ck_unit)]
+    per = {s.site_id: render.per_canonical(s.fmt.ck_unit, words) for s in sites}
+    ukat = [sid for sid, p in per.items() if p != 1]
     out = {}
-    for t in vocab.TABLES:
+    for t in words.tables:
         df = cohort.table(t)
         if t == "assessments":
-            quantised = (pl.col("value") * render.UKAT_PER_UL).round(3) * 60
+            per_ul = pl.col("site_id").replace_strict(per, return_dtype=pl.Float64)
+            factor = pl.col("site_id").replace_strict(
+                {s.site_id: words.factor("ck", s.fmt.ck_unit) for s in sites},
+                return_dtype=pl.Float64,
+            )
+            quantised = (pl.col("value") * per_ul).round(3) * factor
             df = df.with_columns(
                 value=pl.when((pl.col("measure") == "ck") & pl.col("site_id").is_in(ukat))
                 .then(quantised)
@@ -217,7 +241,11 @@ def _base_tables(cohort: Cohort, sites: list[Site]) -> dict[str, pl.DataFrame]:
 
 
 def _fault_rows(
-    base: dict[str, pl.DataFrame], cohort: Cohort, sites: list[Site], rng: np.random.Generator
+    base: dict[str, pl.DataFrame],
+    cohort: Cohort,
+    sites: list[Site],
+    words: Wording,
+    rng: np.random.Generator,
 ) -> tuple[list[faults.Row], dict[int, list[faults.Kind]]]:
     """Run each site's fault scenarios against a small summary of its clean rows."""
     kinds = faults.assign_kinds(sites)
@@ -226,7 +254,7 @@ def _fault_rows(
         .head(8)
         .select("site_id", "patient_id", "sex", "index_date", "last_cycle_date", "n_cycles")
     )
-    counts = {t: dict(base[t].group_by("site_id").len().iter_rows()) for t in vocab.TABLES}
+    counts = {t: dict(base[t].group_by("site_id").len().iter_rows()) for t in words.tables}
     first_cycle = _by_site(base["ivig_cycles"].group_by("site_id", maintain_order=True).first())
     mrss = _by_site(
         base["assessments"]
@@ -242,11 +270,12 @@ def _fault_rows(
             delivery_id=s.accepted_delivery.isoformat(),
             delivery_date=s.accepted_delivery,
             patients=heads[sid],
-            n_rows={t: counts[t].get(sid, 0) for t in vocab.TABLES},
+            n_rows={t: counts[t].get(sid, 0) for t in words.tables},
             first_cycle=_pos(first_cycle[sid][0]),
             some_assessment=_pos(mrss[sid][0]) if sid in mrss else None,
             spare_ids=iter(cohort.spare_ids[sid][:-1]),
             rng=rng,
+            words=words,
         )
         for kind in kinds[s.index]:
             kind.build(ctx)
@@ -268,6 +297,7 @@ def _pos(row: dict) -> dict:
 def _extra_deliveries(
     base: dict[str, pl.DataFrame],
     sites: list[Site],
+    words: Wording,
     reserved: dict[str, str],
     rng: np.random.Generator,
 ) -> tuple[dict[str, list[pl.DataFrame]], list[faults.Row]]:
@@ -281,7 +311,7 @@ def _extra_deliveries(
 
     older = two.deliveries[0].isoformat()
     last_patient = base["patients"].filter(pl.col("site_id") == two.site_id)["patient_id"][-1]
-    for t in vocab.TABLES:
+    for t in words.tables:
         df = base[t].filter(
             (pl.col("site_id") == two.site_id) & (pl.col("patient_id") != last_patient)
         )
@@ -296,7 +326,7 @@ def _extra_deliveries(
         frames[t].append(df.with_columns(delivery_id=pl.lit(older), _clean=pl.lit(False)))
 
     newest = broken.deliveries[-1].isoformat()
-    for t in vocab.TABLES:
+    for t in words.tables:
         df = base[t].filter(pl.col("site_id") == broken.site_id)
         frames[t].append(df.with_columns(delivery_id=pl.lit(newest), _clean=pl.lit(False)))
     person = identity.person_columns(np.array(["F"]), rng).row(0, named=True)
@@ -341,7 +371,7 @@ def _extra_deliveries(
     held = next((s for s in sites if s.held_back_newest), None)
     if held is not None:
         newer = held.deliveries[-1].isoformat()
-        for t in vocab.TABLES:
+        for t in words.tables:
             df = base[t].filter(pl.col("site_id") == held.site_id)
             df = df.with_columns(delivery_id=pl.lit(newer), _clean=pl.lit(False))
             if t == "assessments":  # the unit error: values as before, the unit cell says U/L
@@ -368,16 +398,17 @@ def _combine(
     base: dict[str, pl.DataFrame],
     extra_frames: dict[str, list[pl.DataFrame]],
     rows: list[faults.Row],
+    words: Wording,
 ) -> dict[str, pl.DataFrame]:
     """All rows of every delivery, in file order, with ``source_row`` and a unique ``_uid``.
 
     Faults sit between clean rows (``_anchor`` x.5 / x.25), so file order is the sort by
     (site, delivery, anchor, uid)."""
-    frames: dict[str, list[pl.DataFrame]] = {t: [base[t], *extra_frames[t]] for t in vocab.TABLES}
+    frames: dict[str, list[pl.DataFrame]] = {t: [base[t], *extra_frames[t]] for t in words.tables}
     dict_rows: dict[str, list[faults.Row]] = defaultdict(list)
     for r in rows:
         dict_rows[r["table"]].append(r)
-    for t in vocab.TABLES:
+    for t in words.tables:
         if dict_rows[t]:
             frames[t].append(_rows_frame(t, dict_rows[t]))
     out = {}
@@ -394,7 +425,7 @@ def _combine(
 
 
 def _render_all(
-    combined: dict[str, pl.DataFrame], sites: list[Site]
+    combined: dict[str, pl.DataFrame], sites: list[Site], words: Wording
 ) -> tuple[dict[truth.Key, dict[str, pl.DataFrame]], pl.DataFrame]:
     """Written text of every delivery's tables (one Polars pass per format and table), and
     the assessments' value/unit as reported, keyed by ``_uid``."""
@@ -404,9 +435,9 @@ def _render_all(
     written: dict[truth.Key, dict[str, pl.DataFrame]] = defaultdict(dict)
     reported = []
     for fmt, ids in by_fmt.items():
-        for t in vocab.TABLES:
+        for t in words.tables:
             part = combined[t].filter(pl.col("site_id").is_in(ids))
-            w = render.render(part, t, fmt)
+            w = render.render(part, t, fmt, words)
             empty = w.clear()
             groups = w.partition_by(["site_id", "delivery_id"], as_dict=True, maintain_order=True)
             for s in (s for s in sites if s.fmt == fmt):
@@ -414,7 +445,7 @@ def _render_all(
                     key = (s.site_id, d.isoformat())
                     written[key][t] = groups.get(key, empty)
             if t == "assessments":
-                h = vocab.HEADERS[fmt.headers][t]
+                h = words.headers[fmt.headers][t]
                 reported.append(
                     w.select(
                         "_uid",
@@ -426,21 +457,28 @@ def _render_all(
 
 
 def _write_files(
-    inbox: Path, written: dict[truth.Key, dict[str, pl.DataFrame]], sites: list[Site]
+    inbox: Path,
+    written: dict[truth.Key, dict[str, pl.DataFrame]],
+    sites: list[Site],
+    words: Wording,
 ) -> None:
     for s in sites:
         for d in s.deliveries:
             folder = inbox / s.site_id / d.isoformat()
             folder.mkdir(parents=True, exist_ok=True)
             tables = written[(s.site_id, d.isoformat())]
-            names = s.tables_written(d)
+            names = s.tables_written(d, words.tables)
             if s.fmt.container == "xlsx":
                 sheets = {
-                    t: (tables[t], render.headers(t, s.fmt), render.cell_kinds(t, s.fmt))
+                    t: (
+                        tables[t],
+                        render.headers(t, s.fmt, words),
+                        render.cell_kinds(t, s.fmt, words),
+                    )
                     for t in names
                 }
                 (folder / "extract.xlsx").write_bytes(files.xlsx_bytes(sheets, d))
             else:
                 for t in names:
-                    data = files.csv_bytes(tables[t], render.headers(t, s.fmt), s.fmt)
+                    data = files.csv_bytes(tables[t], render.headers(t, s.fmt, words), s.fmt)
                     (folder / f"{t}.csv").write_bytes(data)

@@ -12,17 +12,17 @@ from __future__ import annotations
 
 import polars as pl
 
-from ivig_platform.demo import vocab
 from ivig_platform.demo.sites import SiteFormat
+from ivig_platform.demo.wording import Wording
 
-UKAT_PER_UL = 1 / 60  # protocol §1: 1 µkat/L = 60 U/L
 PASS_THROUGH = ("site_id", "delivery_id", "source_row", "_uid", "_malformed")
 NUMBER_COLUMNS = ("cycle_number", "dose_g", "weight_kg")
 N_VARIANTS = 6
 
 
-def is_ukat(unit: str) -> bool:
-    return unit.lower().endswith("kat/l")
+def per_canonical(unit: str, words: Wording) -> float:
+    """CK in `unit` per U/L, the contract's factor inverted (1/60 for µkat/L)."""
+    return 1 / words.factor("ck", unit)
 
 
 def _variant(salt: int, odd: bool) -> pl.Expr:
@@ -32,20 +32,20 @@ def _variant(salt: int, odd: bool) -> pl.Expr:
     return (pl.col("_uid") * 7919 + salt * 104_729) % N_VARIANTS
 
 
-def _category(column: str, field: str, fmt: SiteFormat, salt: int) -> pl.Expr:
-    forms = vocab.CATEGORY_FORMS[(fmt.language, field)]
+def _category(
+    column: str, forms: dict[str, tuple[str, ...]], fmt: SiteFormat, salt: int
+) -> pl.Expr:
     mapping = {
         f"{canon}#{k}": f[k % len(f)] for canon, f in forms.items() for k in range(N_VARIANTS)
     }
     source = pl.col(column)
-    if field == "serious":
+    if "true" in forms:  # a yes/no field, held as a boolean
         source = source.cast(pl.String)
     key = pl.concat_str(source, pl.lit("#"), _variant(salt, fmt.odd_values).cast(pl.String))
     return key.replace_strict(mapping, default=None, return_dtype=pl.String)
 
 
-def _list(column: str, fmt: SiteFormat, salt: int) -> pl.Expr:
-    forms = vocab.LIST_FORMS[(fmt.language, column)]
+def _list(column: str, forms: dict[str, tuple[str, ...]], fmt: SiteFormat, salt: int) -> pl.Expr:
     tidy = (
         pl.col(column)
         .list.eval(
@@ -131,32 +131,33 @@ def _text(column: str, fmt: SiteFormat, salt: int) -> pl.Expr:
     return pl.when(_variant(salt, True) == 0).then(pl.col(column) + " ").otherwise(pl.col(column))
 
 
-def _value(fmt: SiteFormat) -> pl.Expr:
-    """The assessments ``value`` cell: MRC grade, CK in the site's unit, mRSS, UCLA GIT."""
+def _value(fmt: SiteFormat, words: Wording) -> pl.Expr:
+    """The assessments ``value`` cell: a grade measure's grade text, CK in the site's unit
+    (3 decimals in a converted unit, whole U/L otherwise), an integer measure's whole
+    number, any other number with 2 decimals (the contract's value types)."""
     m, v = pl.col("measure"), pl.col("value")
-    ck = (
-        _number(v * UKAT_PER_UL, 3, fmt, trim=False)
-        if is_ukat(fmt.ck_unit)
-        else _number(v, 0, fmt, trim=True)
-    )
+    per = per_canonical(fmt.ck_unit, words)
+    ck = _number(v * per, 3, fmt, trim=False) if per != 1 else _number(v, 0, fmt, trim=True)
+    kinds = words.value_types
     return (
-        pl.when(m == "mrc")
+        pl.when(m.is_in([n for n, k in kinds.items() if k == "grade"]))
         .then(pl.col("grade"))
         .when(m == "ck")
         .then(ck)
-        .when(m == "mrss")
+        .when(m.is_in([n for n, k in kinds.items() if k == "integer"]))
         .then(_number(v, 0, fmt, trim=True))
         .otherwise(_number(v, 2, fmt, trim=False))
     )
 
 
-def _written(table: str, column: str, fmt: SiteFormat, salt: int) -> pl.Expr:
-    if column in vocab.DATE_COLUMNS[table]:
+def _written(table: str, column: str, fmt: SiteFormat, salt: int, words: Wording) -> pl.Expr:
+    key = (fmt.language, column)
+    if column in words.date_columns[table]:
         return _date(column, fmt)
-    if column in ("overlap", "indication"):
-        return _list(column, fmt, salt)
-    if (fmt.language, column) in vocab.CATEGORY_FORMS:
-        return _category(column, column, fmt, salt)
+    if key in words.list_forms:
+        return _list(column, words.list_forms[key], fmt, salt)
+    if key in words.category_forms:
+        return _category(column, words.category_forms[key], fmt, salt)
     if column == "cycle_number":
         return pl.col(column).cast(pl.String)
     if column in ("dose_g", "weight_kg"):
@@ -164,50 +165,50 @@ def _written(table: str, column: str, fmt: SiteFormat, salt: int) -> pl.Expr:
     if column in ("drug", "term"):
         return _text(column, fmt, salt)
     if column == "value":
-        return _value(fmt)
+        return _value(fmt, words)
     if column == "unit":
         return pl.when(pl.col("measure") == "ck").then(pl.lit(fmt.ck_unit)).otherwise(None)
     return pl.col(column).cast(pl.String)
 
 
-def headers(table: str, fmt: SiteFormat) -> list[str]:
+def headers(table: str, fmt: SiteFormat, words: Wording) -> list[str]:
     """Written header row: the table's columns (identifier columns right after the id)."""
-    names = vocab.HEADERS[fmt.headers][table]
-    cols = [names[c] for c in vocab.COLUMNS[table]]
+    names = words.headers[fmt.headers][table]
+    cols = [names[c] for c in words.columns[table]]
     if table == "patients":
         cols[1:1] = [h for h, _ in fmt.identifier_columns]
     return cols
 
 
-def cell_kinds(table: str, fmt: SiteFormat) -> list[str]:
+def cell_kinds(table: str, fmt: SiteFormat, words: Wording) -> list[str]:
     """What each written column holds in a spreadsheet: date, number, value (number or MRC
     text by row) or text; aligned with ``headers``."""
     kinds = [
         "date"
-        if c in vocab.DATE_COLUMNS[table]
+        if c in words.date_columns[table]
         else "number"
         if c in NUMBER_COLUMNS
         else "value"
         if c == "value"
         else "text"
-        for c in vocab.COLUMNS[table]
+        for c in words.columns[table]
     ]
     if table == "patients":
         kinds[1:1] = ["text"] * len(fmt.identifier_columns)
     return kinds
 
 
-def render(df: pl.DataFrame, table: str, fmt: SiteFormat) -> pl.DataFrame:
+def render(df: pl.DataFrame, table: str, fmt: SiteFormat, words: Wording) -> pl.DataFrame:
     """Written text of ``df``'s rows (all sites in ``df`` share ``fmt``).
 
     Returns the written columns (named as the site writes them), ``<header>#raw`` flags for
     cells written verbatim, ``_text_value`` (MRC grades stay text in XLSX), and PASS_THROUGH.
     """
-    names = vocab.HEADERS[fmt.headers][table]
+    names = words.headers[fmt.headers][table]
     exprs: list[pl.Expr] = []
     flags: list[pl.Expr] = []
-    for salt, column in enumerate(vocab.COLUMNS[table]):
-        e = _written(table, column, fmt, salt)
+    for salt, column in enumerate(words.columns[table]):
+        e = _written(table, column, fmt, salt, words)
         raw = f"{column}__raw"
         if raw in df.columns:
             e = pl.coalesce(pl.col(raw), e)

@@ -12,8 +12,6 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
-from ivig_platform.demo.vocab import TABLES
-
 Container = Literal["csv", "xlsx"]
 
 
@@ -31,7 +29,7 @@ class SiteFormat:
     delimiter: str = ","
     encoding: str = "utf-8"  # utf-8, utf-8-sig (with BOM) or cp1252
     newline: str = "\n"
-    headers: str = "en"  # a key of vocab.HEADERS
+    headers: str = "en"  # a key of vocab.HEADER_STYLES
     dates: str = "iso"  # iso, dmy_slash, dmy_dash (xlsx: real date cells)
     language: str = "en"  # language of category values, drug names and AE terms
     odd_values: bool = False  # mixed case / accents / spaces / abbreviations in categories
@@ -298,10 +296,11 @@ class Site:
     rejected_newest: bool = False
     held_back_newest: bool = False
 
-    def tables_written(self, delivery: dt.date) -> list[str]:
-        """Tables present in a delivery: all, except the one the broken newest lacks."""
+    def tables_written(self, delivery: dt.date, tables: tuple[str, ...]) -> list[str]:
+        """Tables present in a delivery: all `tables`, except the one the broken newest
+        lacks."""
         broken = self.rejected_newest and delivery == self.deliveries[-1]
-        return [t for t in TABLES if not (broken and t == MISSING_TABLE_OF_BROKEN)]
+        return [t for t in tables if not (broken and t == MISSING_TABLE_OF_BROKEN)]
 
     @property
     def accepted_delivery(self) -> dt.date:

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from ivig_platform.demo import vocab
 from ivig_platform.demo.sites import Site, SiteFormat
+from ivig_platform.demo.wording import Wording
 
 Key = tuple[str, str]  # (site_id, delivery_id)
 
@@ -96,12 +96,15 @@ class DemoTruth:
 
 
 def clean_tables(
-    combined: dict[str, pl.DataFrame], reported: pl.DataFrame
+    combined: dict[str, pl.DataFrame],
+    reported: pl.DataFrame,
+    words: Wording,
+    days_per_year: float,
 ) -> dict[str, pl.DataFrame]:
     """The clean rows of the accepted deliveries in landed form: age at index from the first
     clean cycle (NULL without one), value/unit of assessments as the files report them."""
     book = ["site_id", "delivery_id", "source_row"]
-    clean = {t: combined[t].filter(pl.col("_clean")) for t in vocab.TABLES}
+    clean = {t: combined[t].filter(pl.col("_clean")) for t in words.tables}
     index = (
         clean["ivig_cycles"]
         .group_by("site_id", "patient_id")
@@ -112,25 +115,29 @@ def clean_tables(
         .join(index, on=["site_id", "patient_id"], how="left", maintain_order="left")
         .with_columns(
             age_at_index=(
-                (pl.col("index_date") - pl.col("birth_date")).dt.total_days() / 365.25
+                (pl.col("index_date") - pl.col("birth_date")).dt.total_days() / days_per_year
             ).round(1)
         )
     )
     clean["assessments"] = clean["assessments"].join(
         reported, on="_uid", how="left", maintain_order="left"
     )
-    return {t: clean[t].select(*book, *CLEAN_COLUMNS[t]) for t in vocab.TABLES}
+    return {t: clean[t].select(*book, *CLEAN_COLUMNS[t]) for t in words.tables}
 
 
-def identifiers(written: dict[Key, dict[str, pl.DataFrame]], sites: list[Site]) -> list[str]:
+def identifiers(
+    written: dict[Key, dict[str, pl.DataFrame]], sites: list[Site], words: Wording
+) -> list[str]:
     """Every record number, birth date (as written; ISO for XLSX date cells) and value of an
     extra identifier column, in any delivery (accepted, superseded or rejected)."""
     values: list[pl.Series] = []
     for site in sites:
-        h = vocab.HEADERS[site.fmt.headers]
+        h = words.headers[site.fmt.headers]
         for d in site.deliveries:
             tables = written[(site.site_id, d.isoformat())]
-            values.extend(tables[t][h[t]["patient_id"]] for t in site.tables_written(d))
+            values.extend(
+                tables[t][h[t]["patient_id"]] for t in site.tables_written(d, words.tables)
+            )
             pts = tables["patients"]
             values.append(pts[h["patients"]["birth_date"]])
             values.extend(pts[col] for col, _ in site.fmt.identifier_columns)
@@ -139,11 +146,11 @@ def identifiers(written: dict[Key, dict[str, pl.DataFrame]], sites: list[Site]) 
 
 
 def expected_quarantine(
-    combined: dict[str, pl.DataFrame],
+    combined: dict[str, pl.DataFrame], tables: tuple[str, ...]
 ) -> list[tuple[str, str, str, int, str]]:
     """(site_id, delivery_id, table, source_row, rule) of every injected bad row, sorted."""
     out = []
-    for t in vocab.TABLES:
+    for t in tables:
         q = combined[t].filter(pl.col("_rule").is_not_null())
         out.extend(
             (s, d, t, int(r), rule)
@@ -155,7 +162,7 @@ def expected_quarantine(
 
 
 def expected_deliveries(
-    written: dict[Key, dict[str, pl.DataFrame]], sites: list[Site]
+    written: dict[Key, dict[str, pl.DataFrame]], sites: list[Site], tables: tuple[str, ...]
 ) -> list[tuple[str, str, str, str | None, int]]:
     """(site_id, delivery_id, status, reason code, source_rows) of every delivery: the newest
     usable one accepted, older ones superseded, the broken newest rejected (missing_table), the
@@ -163,7 +170,9 @@ def expected_deliveries(
     out = []
     for s in sites:
         for d in s.deliveries:
-            rows = sum(written[(s.site_id, d.isoformat())][t].height for t in s.tables_written(d))
+            rows = sum(
+                written[(s.site_id, d.isoformat())][t].height for t in s.tables_written(d, tables)
+            )
             if s.rejected_newest and d == s.deliveries[-1]:
                 status, reason = "rejected", "missing_table"
             elif s.held_back_newest and d == s.deliveries[-1]:

@@ -1,292 +1,183 @@
-"""Words the demo hospitals write: headers, category spellings, drug names, AE terms, names.
+"""How the demo hospitals write: header and category styles, drug names, AE terms, names.
 
-Everything here is data, kept apart from the code that uses it, so a reviewer can check the
-spellings against protocol §3 and §4 in one place. Only spellings the protocol accepts are used
-for valid rows; invalid spellings live with the faults (``faults.py``).
+Everything here is demo data, kept apart from the code that uses it.  The words the protocol
+defines (headers and their aliases, codes and their spellings) are not here: wording.py
+takes them from the contract and applies the styles below, so only spellings the protocol
+accepts are used for valid rows; invalid spellings live with the faults (``faults.py``).
 """
 
 from __future__ import annotations
 
-TABLES: tuple[str, ...] = (
-    "patients",
-    "ivig_cycles",
-    "treatments",
-    "assessments",
-    "adverse_events",
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class HeaderStyle:
+    """How a header set writes a column: from its name (English) or its first alias
+    (Spanish), words cased (``None``: as the contract spells it; "title"; "upper") and
+    joined by ``separator`` (per column: ``separators``); the id column may be written as
+    another alias (``id_alias``, an index into its aliases), in capitals (``id_upper``)."""
+
+    source: str  # "name" | "alias"
+    case: str | None = None
+    separator: str = "_"
+    separators: dict[str, str] = field(default_factory=dict)
+    orthography: dict[str, str] = field(default_factory=dict)  # word -> how it is written
+    id_field: str = "patient_id"
+    id_alias: int | None = None
+    id_upper: bool = False
+
+
+# Header sets (a site format's ``headers``).  Every header folds (case, accents, spaces,
+# hyphens, underscores ignored) to the English name or a Spanish alias of protocol §3;
+# wording.py checks it.
+HEADER_STYLES: dict[str, HeaderStyle] = {
+    "en": HeaderStyle("name"),
+    "en_title": HeaderStyle(
+        "name",
+        "title",
+        " ",
+        orthography={"id": "ID", "ssc": "SSc", "ivig": "IVIG", "g": "g", "kg": "kg"},
+    ),
+    "es": HeaderStyle("alias"),
+    "es_nhc": HeaderStyle("alias", id_alias=-1),
+    "es_title": HeaderStyle(
+        "alias",
+        "title",
+        " ",
+        separators={"ssc_subtype": "-", "weight_kg": "-"},
+        orthography={"ssc": "SSc"},
+        id_alias=-1,
+        id_upper=True,
+    ),
+    "es_upper": HeaderStyle(
+        "alias",
+        "upper",
+        "_",
+        separators={
+            "patient_id": "-",
+            "ssc_subtype": " ",
+            "start_date": " ",
+            "onset_date": " ",
+        },
+    ),
+}
+
+# Spanish words as hospitals write them, with their accents (applied to the contract's
+# folded spellings and aliases whose word matches; see wording.accented).
+ACCENTED: tuple[str, ...] = (
+    "acción",
+    "cutánea",
+    "fármaco",
+    "indicación",
+    "miopatía",
+    "sí",
+    "sjögren",
+    "suspensión",
+    "término",
 )
 
-# Canonical columns of each table, in the order the demo writes them (protocol §3).
-COLUMNS: dict[str, tuple[str, ...]] = {
-    "patients": (
-        "patient_id",
-        "sex",
-        "birth_date",
-        "ssc_subtype",
-        "overlap",
-        "indication",
-        "ivig_stop_reason",
-    ),
-    "ivig_cycles": ("patient_id", "cycle_number", "start_date", "dose_g", "weight_kg"),
-    "treatments": ("patient_id", "drug", "start_date", "end_date"),
-    "assessments": ("patient_id", "assessment_date", "measure", "value", "unit"),
-    "adverse_events": (
-        "patient_id",
-        "onset_date",
-        "term",
-        "severity",
-        "serious",
-        "related",
-        "action",
-    ),
-}
+# Where a recipe takes its word when it names none (see wording.py): English sites write
+# the code, Spanish ones the code's first spelling in the contract.
+DEFAULT_SOURCE = {"en": "code", "es": "s0"}
 
-DATE_COLUMNS: dict[str, tuple[str, ...]] = {
-    "patients": ("birth_date",),
-    "ivig_cycles": ("start_date",),
-    "treatments": ("start_date", "end_date"),
-    "assessments": ("assessment_date",),
-    "adverse_events": ("onset_date",),
-}
-
-# Header spellings.  Every one normalises (case, accents, spaces, hyphens, underscores
-# ignored) to the English name or the Spanish alias of protocol §3.
-_EN = {t: {c: c for c in cols} for t, cols in COLUMNS.items()}
-
-_EN_TITLE_WORDS = {
-    "patient_id": "Patient ID",
-    "sex": "Sex",
-    "birth_date": "Birth Date",
-    "ssc_subtype": "SSc Subtype",
-    "overlap": "Overlap",
-    "indication": "Indication",
-    "ivig_stop_reason": "IVIG Stop Reason",
-    "cycle_number": "Cycle Number",
-    "start_date": "Start Date",
-    "dose_g": "Dose g",
-    "weight_kg": "Weight kg",
-    "drug": "Drug",
-    "end_date": "End Date",
-    "assessment_date": "Assessment Date",
-    "measure": "Measure",
-    "value": "Value",
-    "unit": "Unit",
-    "onset_date": "Onset Date",
-    "term": "Term",
-    "severity": "Severity",
-    "serious": "Serious",
-    "related": "Related",
-    "action": "Action",
-}
-
-_ES_SNAKE = {
-    "patients": {
-        "patient_id": "id_paciente",
-        "sex": "sexo",
-        "birth_date": "fecha_nacimiento",
-        "ssc_subtype": "subtipo_ssc",
-        "overlap": "solapamiento",
-        "indication": "indicacion",
-        "ivig_stop_reason": "motivo_suspension",
-    },
-    "ivig_cycles": {
-        "patient_id": "id_paciente",
-        "cycle_number": "ciclo",
-        "start_date": "fecha_inicio",
-        "dose_g": "dosis_g",
-        "weight_kg": "peso_kg",
-    },
-    "treatments": {
-        "patient_id": "id_paciente",
-        "drug": "farmaco",
-        "start_date": "fecha_inicio",
-        "end_date": "fecha_fin",
-    },
-    "assessments": {
-        "patient_id": "id_paciente",
-        "assessment_date": "fecha",
-        "measure": "medida",
-        "value": "valor",
-        "unit": "unidad",
-    },
-    "adverse_events": {
-        "patient_id": "id_paciente",
-        "onset_date": "fecha_inicio",
-        "term": "termino",
-        "severity": "gravedad",
-        "serious": "evento_grave",
-        "related": "relacionado",
-        "action": "accion",
-    },
-}
-
-_ES_TITLE_WORDS = {
-    "id_paciente": "NHC",
-    "sexo": "Sexo",
-    "fecha_nacimiento": "Fecha Nacimiento",
-    "subtipo_ssc": "Subtipo-SSc",
-    "solapamiento": "Solapamiento",
-    "indicacion": "Indicación",
-    "motivo_suspension": "Motivo Suspensión",
-    "ciclo": "Ciclo",
-    "fecha_inicio": "Fecha Inicio",
-    "dosis_g": "Dosis G",
-    "peso_kg": "Peso-Kg",
-    "farmaco": "Fármaco",
-    "fecha_fin": "Fecha Fin",
-    "fecha": "Fecha",
-    "medida": "Medida",
-    "valor": "Valor",
-    "unidad": "Unidad",
-    "termino": "Término",
-    "gravedad": "Gravedad",
-    "evento_grave": "Evento Grave",
-    "relacionado": "Relacionado",
-    "accion": "Acción",
-}
-
-_ES_UPPER_WORDS = {
-    "id_paciente": "ID-PACIENTE",
-    "sexo": "SEXO",
-    "fecha_nacimiento": "FECHA_NACIMIENTO",
-    "subtipo_ssc": "SUBTIPO SSC",
-    "solapamiento": "SOLAPAMIENTO",
-    "indicacion": "INDICACIÓN",
-    "motivo_suspension": "MOTIVO_SUSPENSIÓN",
-    "ciclo": "CICLO",
-    "fecha_inicio": "FECHA INICIO",
-    "dosis_g": "DOSIS_G",
-    "peso_kg": "PESO_KG",
-    "farmaco": "FÁRMACO",
-    "fecha_fin": "FECHA_FIN",
-    "fecha": "FECHA",
-    "medida": "MEDIDA",
-    "valor": "VALOR",
-    "unidad": "UNIDAD",
-    "termino": "TÉRMINO",
-    "gravedad": "GRAVEDAD",
-    "evento_grave": "EVENTO_GRAVE",
-    "relacionado": "RELACIONADO",
-    "accion": "ACCIÓN",
-}
-
-
-def _spanish(words: dict[str, str], id_header: str | None = None) -> dict[str, dict[str, str]]:
-    out = {t: {c: words[a] for c, a in m.items()} for t, m in _ES_SNAKE.items()}
-    if id_header is not None:
-        for m in out.values():
-            m["patient_id"] = id_header
-    return out
-
-
-HEADERS: dict[str, dict[str, dict[str, str]]] = {
-    "en": _EN,
-    "en_title": {t: {c: _EN_TITLE_WORDS[c] for c in cols} for t, cols in COLUMNS.items()},
-    "es": _ES_SNAKE,
-    "es_nhc": _spanish({a: a for a in _ES_TITLE_WORDS}, id_header="nhc"),
-    "es_title": _spanish(_ES_TITLE_WORDS),
-    "es_upper": _spanish(_ES_UPPER_WORDS),
-}
-
-# Written forms of category values: (language, field) -> canonical -> forms.  The first form is
-# what a tidy site writes; "odd" sites cycle through all of them (case, accents, spaces,
-# abbreviations), all of which protocol §3/§4 accept.
-CATEGORY_FORMS: dict[tuple[str, str], dict[str, tuple[str, ...]]] = {
-    ("en", "sex"): {"F": ("F", "female", "Female", "f"), "M": ("M", "male", "Male ")},
+# Written forms of category values, as recipes (wording.py): (language, column) -> code ->
+# recipes.  The first form is what a tidy site writes; "odd" sites cycle through all of them
+# (case, accents, spaces, abbreviations), all of which protocol §3/§4 accept.  A code with
+# no recipe is written in the language's default form.  For list columns (overlap,
+# indication) the first form is the tidy one and the second the odd one.
+FORM_RECIPES: dict[tuple[str, str], dict[str, tuple[str, ...]]] = {
+    ("en", "sex"): {"F": ("", "s0", "s0 title", "lower"), "M": ("", "s0", "s0 title trail")},
     ("es", "sex"): {
-        "F": ("mujer", " Mujer ", "MUJER", "Mujer"),
-        "M": ("hombre", "Hombre ", "HOMBRE"),
+        "F": ("s1", "s1 title pad", "s1 upper", "s1 title"),
+        "M": ("s1", "s1 title trail", "s1 upper"),
     },
     ("en", "ssc_subtype"): {
-        "diffuse": ("diffuse", "Diffuse", "dcSSc", "DIFFUSE"),
-        "limited": ("limited", "Limited", "lcSSc"),
+        "diffuse": ("", "title", "s1 m:llUUl", "upper"),
+        "limited": ("", "title", "s1 m:llUUl"),
     },
     ("es", "ssc_subtype"): {
-        "diffuse": ("difusa", "DIFUSA", "Difusa ", "dcSSc"),
-        "limited": ("limitada", "Limitada", "LIMITADA", "lcSSc"),
+        "diffuse": ("", "upper", "title trail", "s1 m:llUUl"),
+        "limited": ("", "title", "upper", "s1 m:llUUl"),
     },
     ("en", "ivig_stop_reason"): {
-        "adverse_event": ("adverse_event", "Adverse_Event"),
-        "inefficacy": ("inefficacy", "Inefficacy"),
-        "other": ("other", "Other "),
+        "adverse_event": ("", "title"),
+        "inefficacy": ("", "title"),
+        "other": ("", "title trail"),
     },
     ("es", "ivig_stop_reason"): {
-        "adverse_event": ("efecto_adverso", "Efecto_Adverso"),
-        "inefficacy": ("ineficacia", "INEFICACIA", "Ineficacia"),
-        "other": ("otro", "Otro"),
+        "adverse_event": ("", "title"),
+        "inefficacy": ("", "upper", "title"),
+        "other": ("", "title"),
     },
     ("en", "severity"): {
-        "mild": ("mild", "Mild"),
-        "moderate": ("moderate", "Moderate", "MODERATE"),
-        "severe": ("severe", "Severe"),
+        "mild": ("", "title"),
+        "moderate": ("", "title", "upper"),
+        "severe": ("", "title"),
     },
     ("es", "severity"): {
-        "mild": ("leve", "Leve", "LEVE"),
-        "moderate": ("moderada", "moderado", "Moderada"),
-        "severe": ("grave", "Grave"),
+        "mild": ("", "title", "upper"),
+        "moderate": ("s1", "s0", "s1 title"),
+        "severe": ("", "title"),
     },
-    ("en", "serious"): {"true": ("yes", "Yes", "YES"), "false": ("no", "No")},
-    ("es", "serious"): {"true": ("si", "Sí", "sí", "SI"), "false": ("no", "No", "NO")},
-    ("en", "related"): {
-        "yes": ("yes", "Yes"),
-        "no": ("no", "No"),
-        "unknown": ("unknown", "Unknown"),
+    ("en", "serious"): {"yes": ("", "title", "upper"), "no": ("", "title")},
+    ("es", "serious"): {
+        "yes": ("", "title accent", "accent", "upper"),
+        "no": ("", "title", "upper"),
     },
+    ("en", "related"): {"yes": ("", "title"), "no": ("", "title"), "unknown": ("", "title")},
     ("es", "related"): {
-        "yes": ("si", "sí", "Sí"),
-        "no": ("no", "No"),
-        "unknown": ("desconocido", "Desconocido"),
+        "yes": ("", "accent", "title accent"),
+        "no": ("", "title"),
+        "unknown": ("", "title"),
     },
     ("en", "action"): {
-        "none": ("none", "None"),
-        "interrupted": ("interrupted", "Interrupted"),
-        "discontinued": ("discontinued", "Discontinued"),
+        "none": ("", "title"),
+        "interrupted": ("", "title"),
+        "discontinued": ("", "title"),
     },
     ("es", "action"): {
-        "none": ("ninguna", "Ninguna"),
-        "interrupted": ("interrumpido", "Interrumpido"),
-        "discontinued": ("suspendido", "Suspendido", "SUSPENDIDO"),
+        "none": ("", "title"),
+        "interrupted": ("", "title"),
+        "discontinued": ("", "title", "upper"),
     },
     ("en", "measure"): {
-        "mrc": ("mrc", "MRC"),
-        "ck": ("ck", "CK"),
-        "mrss": ("mrss", "mRSS"),
-        "ucla_git": ("ucla_git", "UCLA_GIT"),
+        "mrc": ("", "upper"),
+        "ck": ("", "upper"),
+        "mrss": ("", "m:lUUU"),
+        "ucla_git": ("", "upper"),
     },
     ("es", "measure"): {
-        "mrc": ("fuerza_mrc", "Fuerza_MRC", "mrc"),
-        "ck": ("cpk", "CPK", "ck"),
-        "mrss": ("rodnan", "Rodnan", "mrss"),
-        "ucla_git": ("ucla_git", "UCLA_GIT"),
+        "mrc": ("", "m:Ulllll.UUU", "code"),
+        "ck": ("", "upper", "code"),
+        "mrss": ("", "title", "code"),
+        "ucla_git": ("", "upper"),
     },
-}
-
-# List elements (overlap, indication): a tidy spelling and an odd one (capitals, accents).
-LIST_FORMS: dict[tuple[str, str], dict[str, tuple[str, str]]] = {
     ("en", "overlap"): {
-        "iim": ("iim", "IIM"),
-        "sjogren": ("sjogren", "Sjögren"),
-        "sle": ("sle", "SLE"),
-        "ra": ("ra", "RA"),
-        "other": ("other", "Other"),
+        "iim": ("", "upper"),
+        "sjogren": ("", "title accent"),
+        "sle": ("", "upper"),
+        "ra": ("", "upper"),
+        "other": ("", "title"),
     },
     ("es", "overlap"): {
-        "iim": ("miopatia_inflamatoria", "Miopatía_Inflamatoria"),
-        "sjogren": ("sjogren", "Sjögren"),
-        "sle": ("les", "LES"),
-        "ra": ("ar", "AR"),
-        "other": ("otra", "Otra"),
+        "iim": ("", "title accent"),
+        "sjogren": ("", "title accent"),
+        "sle": ("", "upper"),
+        "ra": ("", "upper"),
+        "other": ("", "title"),
     },
     ("en", "indication"): {
-        "myositis": ("myositis", "Myositis"),
-        "gastrointestinal": ("gastrointestinal", "Gastrointestinal"),
-        "skin": ("skin", "Skin"),
-        "other": ("other", "Other"),
+        "myositis": ("", "title"),
+        "gastrointestinal": ("", "title"),
+        "skin": ("", "title"),
+        "other": ("", "title"),
     },
     ("es", "indication"): {
-        "myositis": ("miositis", "Miositis"),
-        "gastrointestinal": ("digestiva", "Digestiva"),
-        "skin": ("cutanea", "Cutánea"),
-        "other": ("otra", "Otra"),
+        "myositis": ("", "title"),
+        "gastrointestinal": ("", "title"),
+        "skin": ("", "title accent"),
+        "other": ("", "title"),
     },
 }
 
