@@ -29,6 +29,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.tasks import exponential_backoff
+from prefect.utilities.annotations import quote
 
 from ivig_platform.landing.discovery import Discovery, discover_settled
 from ivig_platform.landing.land import Delivery, Manifest, land_delivery, landed_manifests
@@ -38,6 +39,7 @@ from ivig_platform.protocol.in_force import run_under
 from ivig_platform.run_log import LOGS_DIR, log_path, new_run_id, run_log_handler
 from ivig_platform.states import ACCEPTED, DEFERRED, HELD_BACK, LANDED, REJECTED
 from ivig_platform.warehouse.build import RunInfo, build_database, delivery_status
+from ivig_platform.warehouse.contract_page import write_contract_page
 from ivig_platform.warehouse.disk import disk_full_error
 from ivig_platform.warehouse.housekeeping import clear_dead_runs
 from ivig_platform.warehouse.keys import other_key, retire
@@ -58,6 +60,7 @@ from ivig_platform.warehouse.summary import RefreshSummary, summarise
 
 if TYPE_CHECKING:
     from ivig_platform.modeling import DbtOutcome
+    from ivig_platform.protocol.load import Protocol
     from ivig_platform.quality import DriftPools, GateResult
 
 SECRET_BLOCK = "ivig-pseudonym-key"
@@ -325,13 +328,15 @@ def record_provenance(warehouse: Path, events: list[dict], record: dict) -> None
 
 
 @task(name="render-report", timeout_seconds=1800, cache_policy=NO_CACHE)
-def write_report(built: Path, run_id: str) -> Path:
-    """The study report of the file about to be published, into the run's folder."""
+def write_report(built: Path, run_id: str, protocol: Protocol) -> Path:
+    """The study report of the file about to be published, into the run's folder, under
+    the run's protocol (the plans dbt computed)."""
     from ivig_platform.report import render_build_report
 
     emit(ProgressEvent("*", "*", "step", "study report"))
     return render_build_report(built, built.parent / REPORT_NAME,
-                               published_name=PUBLISHED_NAME, run_id=run_id)
+                               published_name=PUBLISHED_NAME, run_id=run_id,
+                               protocol=protocol)
 
 
 @task(name="publish", cache_policy=NO_CACHE)
@@ -414,15 +419,16 @@ def refresh(inbox: str, warehouse: str, settle_seconds: float = 0, force: bool =
     inbox_path, warehouse_path = absolute_folder(inbox, "inbox"), absolute_folder(
         warehouse, "warehouse")
     run_id = run_id or new_run_id()
+    plan_files = [Path(f) for f in plans or []]
     log = log_path(warehouse_path, run_id)
     clock = StageClock()
     warehouse_path.mkdir(parents=True, exist_ok=True)
     with run_log_handler(log):
         try:
             with run_lock(warehouse_path, wait_seconds), \
-                    run_under([Path(f) for f in plans or []]):
+                    run_under(plan_files) as protocol:
                 return _refresh(inbox_path, warehouse_path, settle_seconds, force, rekey,
-                                run_id, clock)
+                                run_id, clock, protocol, plan_files)
         except WarehouseBusy as busy:
             raise RefreshFailed(str(busy), stage="start", published=False) from None
         except RefreshFailed as refused:
@@ -436,15 +442,19 @@ def refresh(inbox: str, warehouse: str, settle_seconds: float = 0, force: bool =
 
 
 def _refresh(inbox: Path, warehouse: Path, settle_seconds: float, force: bool, rekey: bool,
-             run_id: str, clock: StageClock) -> dict:
-    """The run itself, with the warehouse held (see `refresh`)."""
+             run_id: str, clock: StageClock, protocol: Protocol,
+             plan_files: list[Path]) -> dict:
+    """The run itself, with the warehouse held (see `refresh`), under `protocol` (the
+    repository's with `plan_files` in force)."""
     started = time.perf_counter()
     fingerprint = key_fingerprint(load_key())
     with clock.stage("start", timing=None):
         cleared = clear_dead_runs(warehouse)
         for note in cleared.notes():
             get_run_logger().info(note)
-        state = current_state(inbox, fingerprint, settle_seconds)
+        # the --plan files' bytes are part of what the publish is made from: a new or
+        # edited plan file alone is a change (protocol/amendments/ is in the code's)
+        state = current_state(inbox, fingerprint, settle_seconds, amendments=plan_files)
         if not force and not rekey and is_unchanged(warehouse, state):
             emit(ProgressEvent("*", "*", "step", "nothing changed since the last publish"))
             return {"unchanged": True, "published": str(published_path(warehouse))}
@@ -491,7 +501,8 @@ def _refresh(inbox: Path, warehouse: Path, settle_seconds: float, force: bool, r
     with clock.stage("report"):
         # the stats marts are dbt nodes now; the ARD and the run record are read from them
         record = record_run(built, warehouse, run, deltas)
-        report = write_report(built, run.run_id)
+        report = write_report(built, run.run_id, quote(protocol))
+        write_contract_page(run_dir / DOCS_NAME, protocol)
         mark_docs(run_dir / DOCS_NAME, run.run_id)
 
     with clock.stage("publish"):

@@ -173,7 +173,7 @@ def run_refresh(inbox: Path, warehouse: Path, *, settle_seconds: float = 0,
         fingerprint = key_fingerprint(load_key())
     except MissingKeyError as exc:
         fail(str(exc))
-    state = current_state(inbox, fingerprint, settle_seconds)
+    state = current_state(inbox, fingerprint, settle_seconds, amendments=plans)
     unchanged = {"unchanged": True, "published": str(published_path(warehouse))}
     if not force and not rekey and is_unchanged(warehouse, state):
         return unchanged
@@ -363,6 +363,7 @@ def status(
     for folder, reason in issues:
         typer.echo(f"inbox folder {folder!r} not read: {reason}")
     for label, where in (("study report", warehouse / "report.html"),
+                         ("data contract", warehouse / "docs" / "contract.html"),
                          ("dbt docs", warehouse / "docs" / "dbt" / "static_index.html"),
                          ("data docs (GX)", warehouse / "docs" / "data-docs" / "index.html")):
         if where.exists():
@@ -522,13 +523,19 @@ def _print_record(record: dict, level: int) -> None:
 def report(
     warehouse: Warehouse,
 ) -> None:
-    """Write the study report WAREHOUSE/report.html from the published file."""
+    """Write the study report WAREHOUSE/report.html from the published file, under the
+    protocol and plans its run recorded (the `--plan` files it was refreshed with)."""
     from ivig_platform.report import render_warehouse_report
+    from ivig_platform.report.recorded import RecordedProtocolError
     from ivig_platform.warehouse.publish import published_path
 
     if not published_path(warehouse).exists():
         fail(f"no published warehouse at {published_path(warehouse)} (run `ivig refresh` first)")
-    typer.echo(f"report written to {render_warehouse_report(warehouse)}")
+    try:
+        written = render_warehouse_report(warehouse)
+    except RecordedProtocolError as exc:
+        fail(f"report: {exc}")
+    typer.echo(f"report written to {written}")
 
 
 @app.command(short_help="Publish an earlier version of WAREHOUSE/ivig.duckdb again.")

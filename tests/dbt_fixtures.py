@@ -29,8 +29,12 @@ import hmac
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
+
+if TYPE_CHECKING:
+    from ivig_platform.protocol.load import Protocol
 
 SITE_A = "hu-vall-hebron"  # in seeds/reference/site_registry.csv
 SITE_B = "hu-nuevo-centro"  # not in the registry: must still load
@@ -329,3 +333,22 @@ def inject_duplicate_patient(path: Path) -> None:
         )
     finally:
         con.close()
+
+
+def build_by_plan_marts(root: Path, amendment: str) -> tuple[Path, Protocol]:
+    """The fixture file with the efficacy marts built by dbt under the repository protocol
+    plus `amendment` (YAML text): mart_efficacy and mart_efficacy_by_plan side by side.
+    Returns the file and the protocol it was built under."""
+    from protocol_helpers import amendment_file
+
+    from ivig_platform.modeling import build_marts
+    from ivig_platform.protocol.load import load_protocol
+
+    fixture = build_fixture_database(root / "build.duckdb")
+    protocol = load_protocol().with_amendments([amendment_file(root, "amendment.yaml",
+                                                               amendment)])
+    outcome = build_marts(fixture.path, target_dir=root / "target", docs_dir=None,
+                          select=["+mart_efficacy_by_plan", "+mart_efficacy"],
+                          check_source_freshness=False, protocol=protocol)
+    assert outcome.success, outcome.summary()
+    return fixture.path, protocol

@@ -22,6 +22,20 @@ def amended(folder: Path, text: str, name: str = "amendment.yaml") -> Protocol:
     return load_protocol().with_amendments([amendment_file(folder, name, text)])
 
 
+#: The analysis-plan amendment of issue 11, word for word: the post value at six months.
+V2 = """\
+    version: v2
+    extends: v1
+    effective_date: 2026-12-01
+    rationale: post-treatment value at six months instead of three
+    analysis:
+      windows:
+        baseline_days_before: 60
+        post_target_days: 180
+        post_min_days: 120
+        post_max_days: 240
+"""
+
 #: A contract amendment adding a measure with its range and units (issue 11: "a new measure
 #: with its range and unit"), and a plan that analyses it beside the primary measures.
 HAND_GRIP = """\

@@ -17,25 +17,9 @@ from datetime import date
 
 import duckdb
 import pytest
-from dbt_fixtures import ASSESSMENTS, CYCLES, PATIENTS, build_fixture_database, patient_key
-from protocol_helpers import amendment_file
+from dbt_fixtures import ASSESSMENTS, CYCLES, PATIENTS, build_by_plan_marts, patient_key
+from protocol_helpers import V2
 from scipy import stats as scipy_stats
-
-from ivig_platform.modeling import build_marts
-from ivig_platform.protocol.load import load_protocol
-
-V2 = """\
-    version: v2
-    extends: v1
-    effective_date: 2026-12-01
-    rationale: post-treatment value at six months instead of three
-    analysis:
-      windows:
-        baseline_days_before: 60
-        post_target_days: 180
-        post_min_days: 120
-        post_max_days: 240
-"""
 
 #: (baseline_days_before, post_target_days, post_min_days, post_max_days) by plan.
 WINDOWS = {"v1": (90, 90, 30, 180), "v2": (60, 180, 120, 240)}
@@ -91,14 +75,8 @@ def independent_row(pairs: dict[str, tuple[float | None, float | None]]) -> dict
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    root = tmp_path_factory.mktemp("by-plan")
-    fixture = build_fixture_database(root / "build.duckdb")
-    protocol = load_protocol().with_amendments([amendment_file(root, "v2.yaml", V2)])
-    outcome = build_marts(fixture.path, target_dir=root / "target", docs_dir=None,
-                          select=["+mart_efficacy_by_plan", "+mart_efficacy"],
-                          check_source_freshness=False, protocol=protocol)
-    assert outcome.success, outcome.summary()
-    con = duckdb.connect(str(fixture.path), read_only=True)
+    path, _ = build_by_plan_marts(tmp_path_factory.mktemp("by-plan"), V2)
+    con = duckdb.connect(str(path), read_only=True)
     yield con
     con.close()
 

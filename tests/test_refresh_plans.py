@@ -1,4 +1,8 @@
-"""`ivig refresh --plan FILE` and the flow's `plans` parameter (issue 11)."""
+"""`ivig refresh --plan FILE` and the flow's `plans` parameter (issue 11).
+
+The real refreshes with a --plan file are in tests/test_refresh_runs.py (they reuse its
+published warehouse, so the suite pays for no further cold refresh).
+"""
 
 from __future__ import annotations
 
@@ -48,3 +52,4 @@ def test_the_flow_takes_plan_files_as_a_parameter() -> None:
 
     parameter = inspect.signature(refresh.fn).parameters["plans"]
     assert parameter.default is None
+

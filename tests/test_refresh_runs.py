@@ -1,5 +1,5 @@
 """Real `ivig refresh` processes against one warehouse (issue 10): kills, two at once,
-a changed key, a full disk, an empty inbox, unusable folders.
+a changed key, a full disk, an empty inbox, unusable folders; a --plan file (issue 11).
 
 One cold refresh of a three-hospital inbox (`base`, key A) is the previous run of every
 test; each test works on a copy (`cp -a`). Stages are detected from the plain progress
@@ -22,6 +22,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from protocol_helpers import V2, amendment_file
 from refresh_runs_support import (
     IVIG,
     KEY_A,
@@ -40,6 +41,7 @@ from refresh_runs_support import (
 from ivig_platform.landing.discovery import discover_deliveries
 from ivig_platform.landing.land import land_delivery, landed_manifests
 from ivig_platform.landing.pseudonym import key_fingerprint
+from ivig_platform.protocol.in_force import with_plan_files
 from ivig_platform.warehouse.publish import recover_interrupted_publish
 from ivig_platform.warehouse.rollback import list_versions
 from ivig_platform.warehouse.state import is_unchanged, read_state
@@ -444,3 +446,89 @@ def test_a_full_disk_says_so_and_the_next_run_works_once_there_is_room(
         assert "500 Internal Server Error" not in line.split(" (")[0]
     assert "Traceback" not in out and "Error logging to API" not in out  # in the logs
     assert "builds=1" in out  # the second run's build only: the first run's did not stay
+
+
+# ------------------------------------------------------------------- --plan files (issue 11)
+
+
+@pytest.fixture(scope="module")
+def plan_runs(base, small_inbox: Path, tmp_path_factory):
+    """On a copy of the base warehouse (a plain refresh of the small inbox): a refresh with
+    the issue's v2 as a --plan file, then the same again (issue 11)."""
+    root = tmp_path_factory.mktemp("plan-runs")
+    inbox, warehouse = small_inbox, copy_tree(base[0], root / "warehouse")
+    plan = amendment_file(root / "plans", "v2.yaml", V2)
+    second = run_cli(refresh_args(inbox, warehouse, "--plan", str(plan)), cli_env())
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    third = run_cli(refresh_args(inbox, warehouse, "--plan", str(plan)), cli_env())
+    assert third.returncode == 0, third.stdout[-3000:] + third.stderr[-3000:]
+    return warehouse, plan, second, third
+
+
+def _by_plan(warehouse: Path) -> dict[tuple[str, str], dict]:
+    con = duckdb.connect(str(warehouse / "ivig.duckdb"), read_only=True)
+    try:
+        cursor = con.execute("SELECT * FROM marts.mart_efficacy_by_plan WHERE subgroup = 'all' "
+                             "AND subgroup_value = 'all'")
+        names = [d[0] for d in cursor.description]
+        rows = [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
+    finally:
+        con.close()
+    return {(r["analysis_plan"], r["measure"]): r for r in rows}
+
+
+def test_a_new_plan_file_alone_is_a_change_and_a_repeat_is_not(plan_runs) -> None:
+    warehouse, _, second, third = plan_runs
+    assert "nothing changed" not in second.stdout
+    assert {plan for plan, _ in _by_plan(warehouse)} == {"v1", "v2"}
+    assert "nothing changed since the last publish" in third.stdout
+
+
+def test_the_report_compares_the_plan_files_amendment_with_the_mart_numbers(plan_runs) -> None:
+    from test_report_amendments import table_rows
+
+    from ivig_platform.report import formatting as fmt
+    from ivig_platform.report.privacy import MASK, is_small
+
+    warehouse, plan, _, _ = plan_runs
+    html = (warehouse / "report.html").read_text()
+    assert "Protocol amendments" in html and "six months instead of three" in html
+    rows = _by_plan(warehouse)
+    shown = 0
+    for measure in with_plan_files([plan]).plan("v2").measures:
+        for version, n_text, baseline, post, change, _p in table_rows(
+                html, f"amendment-v2-{measure.name}"):
+            r = rows[(version, measure.name)]
+            if is_small(r["n_paired"]):
+                assert n_text == MASK
+                continue
+            shown += 1
+            d = measure.decimals
+            assert n_text == f"{r['n_paired']:,}"
+            assert baseline == fmt.mean_sd(r["baseline_mean"], r["baseline_sd"], 99, d)
+            assert post == fmt.mean_sd(r["post_mean"], r["post_sd"], 99, d)
+            assert change.startswith(fmt.number(r["mean_change"], d))
+    assert shown  # some numbers were compared, not only masks
+
+
+def test_the_docs_site_has_the_contract_page_of_the_run(plan_runs) -> None:
+    from ivig_platform.protocol.document import render_contract_html
+
+    warehouse, plan, _, _ = plan_runs
+    page = (warehouse / "docs" / "contract.html").read_text()
+    protocol = with_plan_files([plan])
+    assert page == render_contract_html(protocol)
+    contract = protocol.contract
+    for name in contract.delivery.tables:
+        table = contract.table(name)
+        assert name in page and all(f in page for f in table.field_names)
+    assert all(s in page for v in contract.vocabularies.values() for s in v.codes)
+
+
+def test_ivig_report_renders_the_recorded_plans_again(plan_runs, tmp_path) -> None:
+    warehouse, _, _, _ = plan_runs
+    copy = copy_tree(warehouse, tmp_path / "warehouse")
+    (copy / "report.html").unlink()
+    done = run_cli([IVIG, "report", "--warehouse", str(copy)], cli_env())
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert 'id="amendment-v2-changes"' in (copy / "report.html").read_text()

@@ -107,9 +107,12 @@ def library_versions() -> list[dict[str, str]]:
 
 
 def protocol_identity() -> dict[str, Any]:
-    from ivig_platform.protocol import load_protocol, plan_fingerprint
+    from ivig_platform.protocol import plan_fingerprint
+    from ivig_platform.protocol.in_force import protocol_in_force
 
-    protocol = load_protocol()
+    # the run's protocol (with its --plan files), not the repository's: the record says
+    # which plans the marts were computed under
+    protocol = protocol_in_force()
     return {
         "protocol_version": protocol.version,
         "protocol_fingerprint": protocol.fingerprint,

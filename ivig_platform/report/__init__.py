@@ -22,9 +22,12 @@ from pathlib import Path
 
 import jinja2
 
+from ivig_platform.protocol.load import Protocol
 from ivig_platform.report.data import ReportData, read_warehouse
 from ivig_platform.report.privacy import MASK, is_small, mask_count
+from ivig_platform.report.recorded import recorded_protocol
 from ivig_platform.report.sections import header_facts, run_line, sections
+from ivig_platform.warehouse.publish import CONTRACT_PAGE, DOCS_NAME
 
 TITLE = "IVIG in systemic sclerosis: multicentre study report"
 SUBTITLE = (
@@ -57,9 +60,14 @@ def _environment() -> jinja2.Environment:
 
 
 def build_html(
-    data: ReportData, *, published_figures: bool = True, generated_at: datetime | None = None
+    data: ReportData, *, published_figures: bool = True, generated_at: datetime | None = None,
+    protocol: Protocol | None = None,
 ) -> str:
-    """The report's HTML from the warehouse tables (no I/O)."""
+    """The report's HTML from the warehouse tables (no I/O).
+
+    ``protocol``: the protocol the warehouse was built under, with the plans in force for
+    its run (the refresh passes the one dbt got; ``ivig report`` the one the run recorded);
+    default the protocol in force now."""
     generated_at = generated_at or datetime.now(UTC)
     frames = data.frames
     return (
@@ -75,8 +83,10 @@ def build_html(
                 generated_at,
             ),
             provenance=run_line(frames.get("quality.run_record")),
-            sections=sections(frames, published_figures=published_figures),
+            sections=sections(frames, published_figures=published_figures,
+                              protocol=protocol),
             database_name=data.database_name or "the warehouse",
+            contract_href=f"{DOCS_NAME}/{CONTRACT_PAGE}",
         )
     )
 
@@ -96,20 +106,24 @@ def _write_atomically(html: str, output: Path) -> Path:
     return output
 
 
-def render_report(database: Path, output: Path, *, published_figures: bool = True) -> Path:
+def render_report(database: Path, output: Path, *, published_figures: bool = True,
+                  protocol: Protocol | None = None) -> Path:
     """Write the study report of ``database`` (a published DuckDB file) to ``output``.
 
     The file is written next to ``output`` and renamed over it, so a reader never sees a
     half-written report. ``published_figures`` adds the comparison with protocol §1.
-    Returns ``output``.
+    ``protocol``: as for ``build_html``; default the one the file's run recorded
+    (``recorded.recorded_protocol``). Returns ``output``.
     """
     database, output = Path(database), Path(output)
-    html = build_html(read_warehouse(database), published_figures=published_figures)
+    data = read_warehouse(database)
+    protocol = protocol or recorded_protocol(data.get("quality.run_record"))
+    html = build_html(data, published_figures=published_figures, protocol=protocol)
     return _write_atomically(html, output)
 
 
 def render_build_report(database: Path, output: Path, *, published_name: str, run_id: str,
-                        published_figures: bool = True) -> Path:
+                        protocol: Protocol, published_figures: bool = True) -> Path:
     """The report of a run's build file, written to ``output`` before the publish.
 
     The refresh renders the report from the file it is about to publish, so the report

@@ -16,6 +16,7 @@ TABLES: tuple[tuple[str, str], ...] = (
     ("marts", "fct_adverse_event"),
     ("marts", "mart_cohort"),
     ("marts", "mart_efficacy"),
+    ("marts", "mart_efficacy_by_plan"),
     ("marts", "mart_safety"),
     ("marts", "mart_site_freshness"),
     ("quality", "site_delivery"),

@@ -81,6 +81,12 @@ def efficacy_cell(column: tuple[str, str], measure: str, count: str) -> str:
     return f"efficacy|{column[0]}/{column[1]}|{measure}|{count}"
 
 
+def plan_cell(plan: str, measure: str, count: str) -> str:
+    """A count of ``marts.mart_efficacy_by_plan`` (overall, one plan), for the amendments
+    section."""
+    return f"plan|{plan}|{measure}|{count}"
+
+
 def safety_cell(section: str, category: str, count: str) -> str:
     return f"safety|{section}/{category}|{count}"
 
@@ -219,6 +225,7 @@ def report_counts(frames: dict[str, pl.DataFrame | None]) -> CountSystem:
     get = frames.get
     _cohort(system, get("marts.mart_cohort"))
     _efficacy(system, get("marts.mart_efficacy"))
+    _plans(system, get("marts.mart_efficacy_by_plan"))
     _safety(system, get("marts.mart_safety"))
     _sites(system, frames)
     _deliveries(system, get("quality.site_delivery"), get("quality.quarantine"))
@@ -329,6 +336,24 @@ def _efficacy_column(system: CountSystem, column: tuple[str, str], measure: str)
             remainder=cell("paired_not_eligible"))
     _relate(system, cell("n_responder_denominator"), (cell("n_responders"),),
             remainder=cell("not_responders"))
+
+
+def _plans(system: CountSystem, by_plan: pl.DataFrame | None) -> None:
+    """Each plan's overall n paired per measure, within the study's patients (the rest,
+    unpaired under that plan, is not shown). Only n paired is displayed: the unpaired
+    counts of a plan beside the primary's would let a reader subtract across plans."""
+    if by_plan is None or not {"analysis_plan", "subgroup", "subgroup_value", "measure",
+                               "n_paired"} <= set(by_plan.columns):
+        return
+    overall = by_plan.with_columns(
+        pl.col("analysis_plan", "subgroup", "subgroup_value", "measure").cast(pl.String)
+    ).filter((pl.col("subgroup") == ALL[0]) & (pl.col("subgroup_value") == ALL[1]))
+    patients = cohort_cell(ALL, "patients")
+    for plan, measure, n in overall.select("analysis_plan", "measure", "n_paired").rows():
+        if n is None:
+            continue
+        cell = system.add(plan_cell(plan, measure, "n_paired"), n)
+        _relate(system, patients, (cell,), remainder=plan_cell(plan, measure, "unpaired"))
 
 
 def _safety(system: CountSystem, safety: pl.DataFrame | None) -> None:

@@ -15,9 +15,11 @@ from datetime import UTC, datetime
 
 import polars as pl
 
-from ivig_platform.protocol.load import load_protocol
+from ivig_platform.protocol.in_force import protocol_in_force
+from ivig_platform.protocol.load import Protocol, load_protocol
 from ivig_platform.report import formatting as fmt
 from ivig_platform.report import reference
+from ivig_platform.report.amendments import amendments_section
 from ivig_platform.report.model import Cell, Row, Section, Table, group_row
 from ivig_platform.report.plots import MAX_LINES, MEASURES, paired_figures
 from ivig_platform.report.privacy import (
@@ -899,12 +901,16 @@ def published_section(
 
 
 def sections(
-    frames: dict[str, pl.DataFrame | None], *, published_figures: bool = True
+    frames: dict[str, pl.DataFrame | None], *, published_figures: bool = True,
+    protocol: Protocol | None = None,
 ) -> list[Section]:
     """Every section of the report, in order, from ``schema.table`` -> frame (or None).
 
     One disclosure serves every section: a count shown in two tables is hidden in both,
-    and relations across tables (sites adding up to the study) are honoured."""
+    and relations across tables (sites adding up to the study) are honoured.
+    ``protocol``: the one the run worked under (its plans in force); default the protocol
+    in force now (``protocol.in_force``). With a plan besides the primary, the last section
+    compares each amendment with the primary plan."""
     get = frames.get
     disclosure = protect(report_counts(frames))
     out = [
@@ -933,4 +939,8 @@ def sections(
                 disclosure,
             )
         )
+    amended = amendments_section(get("marts.mart_efficacy_by_plan"),
+                                 protocol or protocol_in_force(), disclosure, len(out) + 1)
+    if amended is not None:
+        out.append(amended)
     return out

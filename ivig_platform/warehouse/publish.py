@@ -35,6 +35,8 @@ from pathlib import Path
 PUBLISHED_NAME = "ivig.duckdb"
 REPORT_NAME = "report.html"
 DOCS_NAME = "docs"
+#: The data contract the sites receive, in the docs site (generated from the protocol).
+CONTRACT_PAGE = "contract.html"
 KEEP_VERSIONS = 3
 VERSIONS_DIR = "versions"
 VERSION_GLOB = "ivig-*.duckdb"
