@@ -24,7 +24,7 @@ import jinja2
 
 from ivig_platform.protocol.load import Protocol
 from ivig_platform.report.data import ReportData, read_warehouse
-from ivig_platform.report.privacy import MASK, is_small, mask_count
+from ivig_platform.report.privacy import MASK, SMALL_RANGE, is_small, mask_count
 from ivig_platform.report.recorded import recorded_protocol
 from ivig_platform.report.sections import header_facts, run_line, sections
 from ivig_platform.warehouse.publish import CONTRACT_PAGE, DOCS_NAME
@@ -87,6 +87,9 @@ def build_html(
                               protocol=protocol),
             database_name=data.database_name or "the warehouse",
             contract_href=f"{DOCS_NAME}/{CONTRACT_PAGE}",
+            # the footer states the rule the masking applied: privacy's, the one place it lives
+            small_range=SMALL_RANGE,
+            mask=MASK,
         )
     )
 
