@@ -79,3 +79,20 @@ def test_every_amended_form_folds_to_its_code(renamed) -> None:
         "femenino", " Femenino ", "FEMENINO", "Femenino")
     assert {h["patients"]["sex"] for h in words.headers.values()} == {
         "sex", "Sex", "genero", "Genero", "GENERO"}
+
+
+def test_site_ck_units_are_written_from_the_contracts_unit_list() -> None:
+    """A site format names its CK unit by position in the contract's accepted units, so the
+    unit written follows the contract's list; a unit the contract lacks is refused."""
+    from dataclasses import replace
+
+    from ivig_platform.demo.sites import SITES, site_format
+    from ivig_platform.protocol.load import load_protocol
+
+    words = wording(load_protocol().contract)
+    k = next(i for i, (_, f) in enumerate(SITES) if f.ck_unit == "u1 upper")
+    assert site_format(k, words).ck_unit == "UI/L"
+    reordered = replace(words, unit_spellings={"ck": ("u/l", "iu/l", "ui/l", "ukat/l")})
+    assert site_format(k, reordered).ck_unit == "IU/L"
+    with pytest.raises(KeyError):
+        replace(words, unit_spellings={"ck": ("u/l", "mg/dl")}).unit_form("ck", "u1 upper")

@@ -119,19 +119,19 @@ def write_demo_inbox(
     """
     inbox = Path(inbox)
     protocol = protocol if protocol is not None else load_protocol()
-    spec = special_positions(n_sites)
-    sites = make_sites(n_sites)
+    words = wording(protocol.contract)
+    spec = special_positions(n_sites, words)
+    sites = make_sites(n_sites, words)
     rng = child_rng(seed, "cohort")
     sizes = site_sizes(n_patients, n_sites, rng)
     cohort = build_cohort(
         sites, sizes, rng, warn_candidates=spec.warn_candidates, rules=rules(protocol)
     )
     warn = cohort.warn_site
-    words = wording(protocol.contract)
     base = _base_tables(cohort, sites, words)
     held = spec.held_back
     if held is not None and not _drift_would_fail(base, sites[held], words):
-        sites, held = make_sites(n_sites, held_back=False), None
+        sites, held = make_sites(n_sites, words, held_back=False), None
     reserved = {s.site_id: cohort.spare_ids[s.site_id][-1] for s in sites}
     fault_rows, kinds = _fault_rows(base, cohort, sites, words, child_rng(seed, "faults"))
     extra_frames, extra_rows = _extra_deliveries(
@@ -305,7 +305,7 @@ def _extra_deliveries(
     each patient's last cycle not yet given), the broken newest delivery of another site
     (a fuller snapshot with one more patient, but no assessments file) and the held-back
     newer delivery of a third (its clean snapshot again, CK in µkat/L labelled U/L)."""
-    spec = special_positions(len(sites))
+    spec = special_positions(len(sites), words)
     two, broken = sites[spec.two], sites[spec.broken]
     frames: dict[str, list[pl.DataFrame]] = defaultdict(list)
 
@@ -376,7 +376,8 @@ def _extra_deliveries(
             df = df.with_columns(delivery_id=pl.lit(newer), _clean=pl.lit(False))
             if t == "assessments":  # the unit error: values as before, the unit cell says U/L
                 is_ck = pl.col("measure") == "ck"
-                mislabelled = pl.when(is_ck).then(pl.lit(MISLABELLED_CK_UNIT))
+                label = words.unit_form("ck", MISLABELLED_CK_UNIT)
+                mislabelled = pl.when(is_ck).then(pl.lit(label))
                 df = df.with_columns(unit__raw=mislabelled.otherwise(pl.lit(None)))
             frames[t].append(df)
     return frames, rows

@@ -9,8 +9,11 @@ the same share of sites at any scale.  Landing must read all of them with no per
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
-from typing import Literal, NamedTuple
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Literal, NamedTuple
+
+if TYPE_CHECKING:
+    from ivig_platform.demo.wording import Wording
 
 Container = Literal["csv", "xlsx"]
 
@@ -33,7 +36,7 @@ class SiteFormat:
     dates: str = "iso"  # iso, dmy_slash, dmy_dash (xlsx: real date cells)
     language: str = "en"  # language of category values, drug names and AE terms
     odd_values: bool = False  # mixed case / accents / spaces / abbreviations in categories
-    ck_unit: str = "U/L"
+    ck_unit: str = "u0 upper"  # a unit recipe (wording.py): u<i> = the contract's i-th CK unit
     identifier_columns: tuple[tuple[str, str], ...] = ()
     id_style: str = "digits8"  # digits7, digits8 or a prefix ending in "-" or a letter
     group_thousands: bool = True  # only meaningful with ";" (Spanish number format)
@@ -83,7 +86,7 @@ SITES: tuple[tuple[str, SiteFormat], ...] = (
             dates="dmy_slash",
             language="es",
             odd_values=True,
-            ck_unit="UI/L",
+            ck_unit="u1 upper",
             identifier_columns=(*_ES_IDS, ("telefono", "phone")),
             id_style="digits7",
         ),
@@ -95,7 +98,7 @@ SITES: tuple[tuple[str, SiteFormat], ...] = (
             container="xlsx",
             headers="en_title",
             odd_values=True,
-            ck_unit="µkat/L",
+            ck_unit="u3 micro m:.....U",
             identifier_columns=(
                 ("first_name", "first_name"),
                 ("last_name", "surnames"),
@@ -115,7 +118,7 @@ SITES: tuple[tuple[str, SiteFormat], ...] = (
             headers="es",
             dates="dmy_dash",
             language="es",
-            ck_unit="IU/L",
+            ck_unit="u2 upper",
         ),
     ),
     (
@@ -139,7 +142,7 @@ SITES: tuple[tuple[str, SiteFormat], ...] = (
             headers="es_upper",
             dates="dmy_slash",
             language="es",
-            ck_unit="ukat/L",
+            ck_unit="u3 m:.....U",
             identifier_columns=(("DNI", "national_id"), ("Teléfono", "phone")),
             id_style="digits7",
         ),
@@ -155,7 +158,7 @@ SITES: tuple[tuple[str, SiteFormat], ...] = (
             identifier_columns=_ES_IDS,
         ),
     ),
-    ("hu-virgen-del-rocio", SiteFormat("comma-bom", encoding="utf-8-sig", ck_unit="IU/L")),
+    ("hu-virgen-del-rocio", SiteFormat("comma-bom", encoding="utf-8-sig", ck_unit="u2 upper")),
     (
         "hu-marques-valdecilla",
         SiteFormat("tab-utf8", delimiter="\t", headers="en_title", id_style="HUMV"),
@@ -171,7 +174,7 @@ SITES: tuple[tuple[str, SiteFormat], ...] = (
             dates="dmy_dash",
             language="es",
             odd_values=True,
-            ck_unit="µkat/L",
+            ck_unit="u3 micro m:.....U",
             identifier_columns=(
                 ("nombre", "first_name"),
                 ("apellidos", "surnames"),
@@ -186,7 +189,7 @@ SITES: tuple[tuple[str, SiteFormat], ...] = (
             newline="\r\n",
             headers="es_nhc",
             language="es",
-            ck_unit="UI/L",
+            ck_unit="u1 upper",
             id_style="digits7",
         ),
     ),
@@ -223,7 +226,7 @@ SITES: tuple[tuple[str, SiteFormat], ...] = (
             headers="es_title",
             dates="dmy_slash",
             language="es",
-            ck_unit="ukat/L",
+            ck_unit="u3 m:.....U",
         ),
     ),
     (
@@ -241,7 +244,7 @@ SITES: tuple[tuple[str, SiteFormat], ...] = (
     ),
     (
         "hu-central-asturias",
-        SiteFormat("comma-dmy-dash", headers="en_title", dates="dmy_dash", ck_unit="IU/L"),
+        SiteFormat("comma-dmy-dash", headers="en_title", dates="dmy_dash", ck_unit="u2 upper"),
     ),
     (
         "hu-virgen-arrixaca",
@@ -250,12 +253,12 @@ SITES: tuple[tuple[str, SiteFormat], ...] = (
             container="xlsx",
             headers="es",
             language="es",
-            ck_unit="UI/L",
+            ck_unit="u1 upper",
             identifier_columns=(("telefono", "phone"),),
             id_style="digits7",
         ),
     ),
-    ("hu-donostia", SiteFormat("comma-ukat", ck_unit="µkat/L", id_style="HUD")),
+    ("hu-donostia", SiteFormat("comma-ukat", ck_unit="u3 micro m:.....U", id_style="HUD")),
 )
 
 # Delivery-level scenarios (by site position; larger demos keep the same positions).
@@ -277,7 +280,7 @@ FIRST_DELIVERY = dt.date(2026, 9, 1)
 DELIVERY_SPAN_DAYS = 80  # main deliveries fall on 2026-09-01 .. 2026-11-19
 HELD_BACK_DELAY_DAYS = 3  # the held-back delivery comes this many days after the main one
 MISSING_TABLE_OF_BROKEN = "assessments"  # -> rejected with reason missing_table
-MISLABELLED_CK_UNIT = "U/L"  # what the held-back delivery says its µkat/L CK values are in
+MISLABELLED_CK_UNIT = "u0 upper"  # the unit recipe the held-back delivery labels its µkat/L CK with
 
 
 @dataclass(frozen=True)
@@ -336,15 +339,22 @@ def _first_free(start: int, n_sites: int, taken: set[int], fits=lambda k: True) 
     return None
 
 
-def _held_back_fits(k: int) -> bool:
-    """A CSV site writing CK in µkat/L whose later delivery still falls before the cutoff."""
+def site_format(k: int, words: Wording) -> SiteFormat:
+    """Position k's format with its CK unit written as the contract spells it."""
     fmt = SITES[k % len(SITES)][1]
+    return replace(fmt, ck_unit=words.unit_form("ck", fmt.ck_unit))
+
+
+def _held_back_fits(k: int, words: Wording) -> bool:
+    """A CSV site writing CK in a converted unit (µkat/L) whose later delivery still falls
+    before the cutoff."""
+    fmt = site_format(k, words)
     last = FIRST_DELIVERY + dt.timedelta(days=DELIVERY_SPAN_DAYS - 1)
     room = _main_delivery(k) + dt.timedelta(days=HELD_BACK_DELAY_DAYS) <= last
-    return fmt.container == "csv" and fmt.ck_unit.lower().endswith("kat/l") and room
+    return fmt.container == "csv" and words.factor("ck", fmt.ck_unit) != 1 and room
 
 
-def special_positions(n_sites: int) -> Specials:
+def special_positions(n_sites: int, words: Wording) -> Specials:
     """Positions of the two-delivery site, the broken-newest site (CSV), the site whose newer
     delivery the quality gate holds back (CSV, CK in µkat/L) and the sparse `warn` site."""
     two = TWO_DELIVERY_SITE % n_sites
@@ -355,7 +365,9 @@ def special_positions(n_sites: int) -> Specials:
         lambda k: SITES[k % len(SITES)][1].container == "csv",
     )
     assert broken is not None  # position 0 is CSV and 3 sites leave one free besides `two`
-    held = _first_free(HELD_BACK_SITE % n_sites, n_sites, {two, broken}, _held_back_fits)
+    held = _first_free(
+        HELD_BACK_SITE % n_sites, n_sites, {two, broken}, lambda k: _held_back_fits(k, words)
+    )
     taken = {two, broken} | ({held} if held is not None else set())
     start = WARN_SITE % n_sites
     order = ((start + step) % n_sites for step in range(n_sites))
@@ -363,17 +375,17 @@ def special_positions(n_sites: int) -> Specials:
     return Specials(two, broken, held, warn)
 
 
-def make_sites(n_sites: int, *, held_back: bool = True) -> list[Site]:
+def make_sites(n_sites: int, words: Wording, *, held_back: bool = True) -> list[Site]:
     """The demo's sites: the 18 published ones, then the same formats again with suffixed ids.
 
     ``held_back=False`` leaves out the held-back site's newer delivery (the generator does so
     when the gate could not judge it, e.g. too few CK values in a tiny demo)."""
     if n_sites < 3:
         raise ValueError("the demo needs at least 3 sites")
-    spec = special_positions(n_sites)
+    spec = special_positions(n_sites, words)
     out = []
     for k in range(n_sites):
-        base_id, fmt = SITES[k % len(SITES)]
+        base_id, fmt = SITES[k % len(SITES)][0], site_format(k, words)
         site_id = base_id if k < len(SITES) else f"{base_id}-{k // len(SITES) + 1}"
         main = _main_delivery(k)
         held = held_back and k == spec.held_back

@@ -11,7 +11,8 @@ second spelling in the contract, the code itself when it has no such spelling; d
 ``code`` for English sites, ``s0`` for Spanish ones), then styles in order: ``lower``,
 ``upper``, ``title``, ``m:<mask>`` (per character: U upper, l lower, anything else kept),
 ``accent`` (Spanish orthography, ``vocab.ACCENTED``), ``pad`` (a space each side), ``trail``
-(a trailing space).
+(a trailing space), ``micro`` (a leading u as µ). A site's CK unit is a recipe too, whose
+source is ``u<i>``: the contract's i-th accepted unit of the measure.
 """
 
 from __future__ import annotations
@@ -39,6 +40,17 @@ class Wording:
     measure_units: dict[str, str]  # measure -> canonical unit
     unit_factors: dict[str, dict[str, float]]  # measure -> folded unit -> to canonical
     value_types: dict[str, str]  # measure -> grade | number | integer
+    unit_spellings: dict[str, tuple[str, ...]]  # measure -> its accepted units, contract order
+
+    def unit_form(self, measure: str, recipe: str) -> str:
+        """The unit a site writes by `recipe`: ``u<i>`` (the contract's i-th accepted unit of
+        `measure`) then styles; it must fold back to an accepted unit."""
+        source, *tokens = recipe.split()
+        text = self.unit_spellings[measure][int(source.removeprefix("u"))]
+        for token in tokens:
+            text = _style(text, token)
+        self.factor(measure, text)  # KeyError: not a unit the contract accepts
+        return text
 
     def factor(self, measure: str, unit: str) -> float:
         """The contract's factor from `unit` (as a site writes it) to `measure`'s canonical
@@ -70,6 +82,7 @@ def wording(contract: Contract) -> Wording:
         measure_units={m.name: m.unit for m in contract.measures},
         unit_factors={m.name: dict(m.units.factors) for m in contract.measures if m.units},
         value_types={m.name: m.value.type for m in contract.measures},
+        unit_spellings={m.name: tuple(m.units.factors) for m in contract.measures if m.units},
     )
 
 
@@ -121,6 +134,8 @@ def _style(text: str, token: str) -> str:
         return f" {text} "
     if token == "trail":
         return f"{text} "
+    if token == "micro":  # a leading u written as the micro sign, as labs print µkat/L
+        return re.sub(r"^u", "µ", text)
     raise ValueError(f"unknown demo style {token!r}")
 
 
