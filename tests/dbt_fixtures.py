@@ -169,12 +169,15 @@ class FixtureFile:
 
 
 def build_fixture_database(
-    path: Path, *, drug_cases: list[str] | None = None, now: datetime | None = None
+    path: Path, *, drug_cases: list[str] | None = None, now: datetime | None = None,
+    extra_assessments: list[tuple] | None = None,
 ) -> FixtureFile:
     """Write the fixture build file at ``path`` (replaced if present).
 
     ``drug_cases``: extra drug names landed as date-less treatments of ``p4`` (no cycle, so
     they change no flag), to read their classes back from int_treatments_classified.
+    ``extra_assessments``: rows in the shape of ``ASSESSMENTS`` landed after them (e.g. a
+    measure an amendment adds).
     """
     now = now or datetime.now(UTC).replace(microsecond=0)
     loaded = {SITE_A: now - timedelta(days=10), SITE_B: now - timedelta(days=60)}
@@ -225,7 +228,8 @@ def build_fixture_database(
             "landed.assessments",
             [
                 (keys[n], d, m, v, raw, unit, *provenance(n, "assessments.csv", i))
-                for i, (n, m, d, v, raw, unit, _) in enumerate(ASSESSMENTS, 1)
+                for i, (n, m, d, v, raw, unit, _) in enumerate(
+                    ASSESSMENTS + list(extra_assessments or []), 1)
             ],
         )
         insert(
@@ -335,16 +339,18 @@ def inject_duplicate_patient(path: Path) -> None:
         con.close()
 
 
-def build_by_plan_marts(root: Path, amendment: str) -> tuple[Path, Protocol]:
+def build_by_plan_marts(root: Path, amendment: str, extra_assessments: list[tuple] | None = None
+                        ) -> tuple[Path, Protocol]:
     """The fixture file with the efficacy marts built by dbt under the repository protocol
     plus `amendment` (YAML text): mart_efficacy and mart_efficacy_by_plan side by side.
-    Returns the file and the protocol it was built under."""
+    `extra_assessments`: as for `build_fixture_database`. Returns the file and the protocol
+    it was built under."""
     from protocol_helpers import amendment_file
 
     from ivig_platform.modeling import build_marts
     from ivig_platform.protocol.load import load_protocol
 
-    fixture = build_fixture_database(root / "build.duckdb")
+    fixture = build_fixture_database(root / "build.duckdb", extra_assessments=extra_assessments)
     protocol = load_protocol().with_amendments([amendment_file(root, "amendment.yaml",
                                                                amendment)])
     outcome = build_marts(fixture.path, target_dir=root / "target", docs_dir=None,

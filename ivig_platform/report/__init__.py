@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import tempfile
@@ -22,9 +23,11 @@ from pathlib import Path
 
 import jinja2
 
+from ivig_platform.protocol.in_force import run_under
 from ivig_platform.protocol.load import Protocol
 from ivig_platform.report.data import ReportData, read_warehouse
-from ivig_platform.report.privacy import MASK, SMALL_RANGE, is_small, mask_count
+from ivig_platform.report.lazy import lazy_attributes
+from ivig_platform.report.privacy import is_small, mask, mask_count, small_range
 from ivig_platform.report.recorded import recorded_protocol
 from ivig_platform.report.sections import header_facts, run_line, sections
 from ivig_platform.warehouse.publish import CONTRACT_PAGE, DOCS_NAME
@@ -49,6 +52,9 @@ __all__ = [
     "render_warehouse_report",
 ]
 
+#: `MASK` as the protocol in force writes it (read on access; see `lazy`).
+__getattr__ = lazy_attributes(__name__, {"MASK": mask})
+
 
 def _environment() -> jinja2.Environment:
     return jinja2.Environment(
@@ -67,8 +73,16 @@ def build_html(
 
     ``protocol``: the protocol the warehouse was built under, with the plans in force for
     its run (the refresh passes the one dbt got; ``ivig report`` the one the run recorded);
-    default the protocol in force now."""
+    default the protocol in force now. Rendered under that protocol (`run_under`), so every
+    label, decimal and §6 rule the report's modules read comes from it."""
     generated_at = generated_at or datetime.now(UTC)
+    with run_under(protocol) if protocol is not None else contextlib.nullcontext():
+        return _render(data, published_figures=published_figures, generated_at=generated_at,
+                       protocol=protocol)
+
+
+def _render(data: ReportData, *, published_figures: bool, generated_at: datetime,
+            protocol: Protocol | None) -> str:
     frames = data.frames
     return (
         _environment()
@@ -88,8 +102,8 @@ def build_html(
             database_name=data.database_name or "the warehouse",
             contract_href=f"{DOCS_NAME}/{CONTRACT_PAGE}",
             # the footer states the rule the masking applied: privacy's, the one place it lives
-            small_range=SMALL_RANGE,
-            mask=MASK,
+            small_range=small_range(),
+            mask=mask(),
         )
     )
 
@@ -137,7 +151,7 @@ def render_build_report(database: Path, output: Path, *, published_name: str, ru
     """
     database, output = Path(database), Path(output)
     data = dataclasses.replace(read_warehouse(database), database_name=published_name)
-    html = build_html(data, published_figures=published_figures)
+    html = build_html(data, published_figures=published_figures, protocol=protocol)
     return _write_atomically(f"{html.rstrip()}\n<!-- ivig run: {run_id} -->\n", output)
 
 

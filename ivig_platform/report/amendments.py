@@ -24,7 +24,7 @@ from ivig_platform.protocol.diff import diff_versions
 from ivig_platform.protocol.load import Protocol
 from ivig_platform.report import formatting as fmt
 from ivig_platform.report.model import Cell, Row, Section, Table
-from ivig_platform.report.privacy import MASK, MISSING, SMALL_RANGE, Disclosure
+from ivig_platform.report.privacy import MISSING, Disclosure, mask, small_range
 from ivig_platform.report.relations import ALL, plan_cell
 
 SECTION_ID = "amendments"
@@ -81,7 +81,7 @@ def amendments_section(by_plan: pl.DataFrame | None, protocol: Protocol,
             "p < 0.001 shown as <0.001.",
             "What an amendment changes is listed against the version it extends "
             "(`ivig protocol diff`).",
-            f"Counts of {SMALL_RANGE} are shown as {MASK} and the statistics resting on them "
+            f"Counts of {small_range()} are shown as {mask()} and the statistics resting on them "
             "are not shown (protocol §6).",
         ),
     )

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import math
 
-from ivig_platform.protocol.load import load_protocol
-from ivig_platform.report.privacy import MISSING, SUPPRESSED, is_small, mask_count
+from ivig_platform.protocol.in_force import protocol_in_force
+from ivig_platform.report.lazy import lazy_attributes
+from ivig_platform.report.privacy import MISSING, is_small, mask_count, suppressed
 
-#: Display decimals of each measure of the primary plan (protocol/analysis/v1.yaml).
-MEASURE_DECIMALS: dict[str, int] = {
-    m.name: m.decimals for m in load_protocol().primary_plan.measures
-}
+
+def measure_decimals() -> dict[str, int]:
+    """Display decimals of each measure of the primary plan of the protocol in force
+    (protocol/analysis/v1.yaml and the amendments)."""
+    return {m.name: m.decimals for m in protocol_in_force().primary_plan.measures}
+
+
+__getattr__ = lazy_attributes(__name__, {"MEASURE_DECIMALS": measure_decimals})
 
 
 def is_missing(x: float | None) -> bool:
@@ -55,7 +60,7 @@ def fraction_percent(n: int | None, denominator: int | None, pct: float | None) 
 def mean_sd(mean: float | None, sd: float | None, n: int | None, decimals: int = 1) -> str:
     """``15.2 (4.1)``; suppressed for 1-4 values (a mean of so few shows the values)."""
     if is_small(n):
-        return SUPPRESSED
+        return suppressed()
     if is_missing(mean):
         return MISSING
     return f"{number(mean, decimals)} ({number(sd, decimals)})"
@@ -66,7 +71,7 @@ def median_iqr(
 ) -> str:
     """``5.0 [3.0–7.0]``; suppressed for 1-4 values."""
     if is_small(n):
-        return SUPPRESSED
+        return suppressed()
     if is_missing(median):
         return MISSING
     return f"{number(median, decimals)} [{number(q1, decimals)}–{number(q3, decimals)}]"
@@ -77,7 +82,7 @@ def estimate_ci(
 ) -> str:
     """``-932 (-1,105 to -759)``; suppressed for 1-4 pairs."""
     if is_small(n):
-        return SUPPRESSED
+        return suppressed()
     if is_missing(estimate):
         return MISSING
     if is_missing(low) or is_missing(high):
@@ -88,7 +93,7 @@ def estimate_ci(
 def p_value(p: float | None, n: int | None = None) -> str:
     """``<0.001`` below 0.001, else three decimals; suppressed for 1-4 pairs."""
     if is_small(n):
-        return SUPPRESSED
+        return suppressed()
     if is_missing(p):
         return MISSING
     if p < 0.001:

@@ -30,18 +30,37 @@ import polars as pl
 import polars.selectors as cs
 import vl_convert
 
-from ivig_platform.protocol.load import load_protocol
+from ivig_platform.protocol.in_force import protocol_in_force
+from ivig_platform.protocol.plan import Plan
+from ivig_platform.report.lazy import lazy_attributes
 from ivig_platform.report.model import Figure
-from ivig_platform.report.privacy import is_small, mask_count
+from ivig_platform.report.privacy import is_small, mask_count, threshold
 
-#: The primary plan's measures, in order, with their labels and axis titles and how each
-#: is plotted (protocol/analysis/v1.yaml and the amendments of protocol/amendments/): the
-#: report presents the primary analysis.
-_PLAN = load_protocol().primary_plan
-MEASURES: tuple[str, ...] = _PLAN.measure_names
-MEASURE_LABELS: dict[str, str] = {m.name: m.label for m in _PLAN.measures}
-AXIS_TITLES: dict[str, str] = {m.name: m.axis_title for m in _PLAN.measures}
-_PLOTS = {m.name: m for m in _PLAN.measures}
+
+def _plan() -> Plan:
+    """The primary plan of the protocol in force (protocol/analysis/v1.yaml and the
+    amendments): the report presents the primary analysis. Read at call time, so a report
+    built under a given protocol takes its measures, labels and axis titles from it."""
+    return protocol_in_force().primary_plan
+
+
+def measures() -> tuple[str, ...]:
+    """The primary plan's measures, in order."""
+    return _plan().measure_names
+
+
+def measure_labels() -> dict[str, str]:
+    return {m.name: m.label for m in _plan().measures}
+
+
+def axis_titles() -> dict[str, str]:
+    return {m.name: m.axis_title for m in _plan().measures}
+
+
+__getattr__ = lazy_attributes(__name__, {
+    "MEASURES": measures, "MEASURE_LABELS": measure_labels, "AXIS_TITLES": axis_titles,
+})
+
 TIMEPOINTS: tuple[str, str] = ("Baseline", "Post")
 PATIENT_COLOUR = "#7b8794"
 MEDIAN_COLOUR = "#b03a2e"
@@ -141,7 +160,7 @@ def _rows(frame: pl.DataFrame, decimals: int | None = PLOT_DECIMALS) -> list[dic
 
 def _scale(measure: str) -> dict[str, Any]:
     """The y scale the plan asks for: the valid range, a log scale or from zero."""
-    m = _PLOTS.get(measure)
+    m = {m.name: m for m in _plan().measures}.get(measure)
     if m is not None and m.plot == "log":
         return {"type": "log"}
     if m is not None and m.plot_domain is not None and None not in m.plot_domain:
@@ -173,7 +192,7 @@ def paired_spec(pairs: pl.DataFrame, measure: str) -> dict[str, Any]:
         "scale": {"padding": 0.35},
         "axis": {"labelAngle": 0, "labelFontSize": 12},
     }
-    y = {"type": "quantitative", "title": AXIS_TITLES[measure], "scale": scale}
+    y = {"type": "quantitative", "title": axis_titles()[measure], "scale": scale}
 
     def layer(data: str, mark: dict[str, Any], **encoding: Any) -> dict[str, Any]:
         return {"data": {"name": data}, "mark": mark, "encoding": {"x": x, **encoding}}
@@ -206,7 +225,7 @@ def paired_spec(pairs: pl.DataFrame, measure: str) -> dict[str, Any]:
         "width": 190,
         "height": 240,
         "title": {
-            "text": MEASURE_LABELS[measure],
+            "text": measure_labels()[measure],
             "subtitle": subtitle,
             "fontSize": 13,
             "subtitleFontSize": 11,
@@ -256,9 +275,10 @@ def paired_figures(assessments: pl.DataFrame, patients: pl.DataFrame | None = No
     pairs = paired_values(assessments, patients)
     counts = dict(pairs.group_by("measure").agg(pl.len() // 2).iter_rows())
     figures = []
-    for measure in MEASURES:
+    labels = measure_labels()
+    for measure in measures():
         n = counts.get(measure, 0)
-        caption = f"{MEASURE_LABELS[measure]}: baseline and post value of each patient"
+        caption = f"{labels[measure]}: baseline and post value of each patient"
         if n == 0:
             figures.append(
                 Figure(f"plot-{measure}", caption, message="No patient has both values.")
@@ -268,13 +288,14 @@ def paired_figures(assessments: pl.DataFrame, patients: pl.DataFrame | None = No
                 Figure(
                     f"plot-{measure}",
                     caption,
-                    message="Fewer than 5 patients have both values: not plotted (protocol §6).",
+                    message=f"Fewer than {threshold()} patients have both values: not plotted "
+                    "(protocol §6).",
                 )
             )
         else:
             if n > MAX_LINES:
                 caption = (
-                    f"{MEASURE_LABELS[measure]}: median (red) and interquartile range (band) "
+                    f"{labels[measure]}: median (red) and interquartile range (band) "
                     f"of all {mask_count(n)} patients with both values; grey lines: "
                     f"{sample_text(MAX_LINES, n)} (random sample, seed {SAMPLE_SEED})"
                 )

@@ -53,42 +53,73 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ivig_platform.protocol.load import load_protocol
+from ivig_platform.protocol.in_force import protocol_in_force
+from ivig_platform.protocol.schema import SmallCells
+from ivig_platform.report.lazy import lazy_attributes
 
-#: Protocol §6's small-cell rule (protocol/privacy.yaml): counts from 1 to threshold - 1
-#: are small. The docstrings and notes say 1-4 and <5: the threshold of v1.
-_CELLS = load_protocol().privacy.small_cells
-#: The smallest count that is not small (5 in v1).
-THRESHOLD = _CELLS.threshold
-#: How the notes write the small counts: "1–4".
-SMALL_RANGE = f"1–{THRESHOLD - 1}"
-#: What a count of 1-4 is displayed as.
-MASK = _CELLS.mask
 #: What a count hidden by secondary suppression is displayed as, and every statistic
 #: (percentage, rate, mean, CI, p) resting on such a count.
 HIDDEN = "§6"
-#: Displayed instead of a statistic (mean, SD, percentage, plot) of fewer than 5 patients.
-SUPPRESSED = f"n{MASK}"
 #: Displayed for a value that is missing or cannot be computed.
 MISSING = "—"
-_SMALL = range(1, _CELLS.threshold)
 #: How many candidate partners are tried (each costs two integer programs).
 _TRIED = 6
 #: How many shown cells in a row a set of partners may reach through.
 _REACH = 2
 
-HIDDEN_NOTE = (
-    f"{HIDDEN}: not shown, so that no count shown as {MASK} can be worked out from the other "
-    "cells of its row, column or total (protocol §6, secondary suppression); percentages "
-    "and statistics resting on such a count are not shown either."
-)
+
+def small_cells() -> SmallCells:
+    """Protocol §6's small-cell rule (protocol/privacy.yaml) of the protocol in force:
+    counts from 1 to threshold - 1 are small. Read at call time, so a report built under a
+    given protocol (`build_html(protocol=...)`) masks by its rule. The docstrings and notes
+    say 1-4 and <5: the threshold of v1."""
+    return protocol_in_force().privacy.small_cells
+
+
+def threshold() -> int:
+    """The smallest count that is not small (5 in v1)."""
+    return small_cells().threshold
+
+
+def small_range() -> str:
+    """How the notes write the small counts: "1–4"."""
+    return f"1–{threshold() - 1}"
+
+
+def mask() -> str:
+    """What a count of 1-4 is displayed as."""
+    return small_cells().mask
+
+
+def suppressed() -> str:
+    """Displayed instead of a statistic (mean, SD, percentage, plot) of fewer than 5
+    patients."""
+    return f"n{mask()}"
+
+
+def hidden_note() -> str:
+    return (
+        f"{HIDDEN}: not shown, so that no count shown as {mask()} can be worked out from the "
+        "other cells of its row, column or total (protocol §6, secondary suppression); "
+        "percentages and statistics resting on such a count are not shown either."
+    )
+
+
+def _small(count: int) -> bool:
+    return small_cells().is_small(count)
+
+
+__getattr__ = lazy_attributes(__name__, {
+    "THRESHOLD": threshold, "SMALL_RANGE": small_range, "MASK": mask,
+    "SUPPRESSED": suppressed, "HIDDEN_NOTE": hidden_note,
+})
 
 
 def is_small(count: float | None) -> bool:
     """True for a count of 1 to 4 (0 and counts of 5 or more are not small)."""
     if count is None or (isinstance(count, float) and math.isnan(count)):
         return False
-    return int(count) in _SMALL
+    return _small(int(count))
 
 
 def mask_count(count: float | None) -> str:
@@ -102,7 +133,7 @@ def mask_count(count: float | None) -> str:
     if count != int(count):
         raise ValueError(f"a count must be a whole number, got {count!r}")
     if is_small(count):
-        return MASK
+        return mask()
     return f"{int(count):,}"
 
 
@@ -199,7 +230,7 @@ class Disclosure:
         if cell in self.hidden:
             return HIDDEN
         if cell in self.primary:
-            return MASK
+            return mask()
         return f"{self.values[cell]:,}"
 
     def withheld(self, *cells: str | None) -> str | None:
@@ -208,7 +239,7 @@ class Disclosure:
         if any(c is not None and c in self.hidden for c in cells):
             return HIDDEN
         if self.hides(*cells):
-            return SUPPRESSED
+            return suppressed()
         return None
 
 
@@ -218,7 +249,7 @@ def protect(system: CountSystem) -> Disclosure:
         missing = [c for c in relation.cells if c not in system.values]
         if missing:
             raise KeyError(f"relation on undeclared cells {missing}")
-    primary = {c for c, v in system.values.items() if c not in system.hidden and v in _SMALL}
+    primary = {c for c, v in system.values.items() if c not in system.hidden and _small(v)}
     state = _State(system, primary)
     while True:
         state.complete_relations()

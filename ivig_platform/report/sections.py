@@ -16,23 +16,24 @@ from datetime import UTC, datetime
 import polars as pl
 
 from ivig_platform.protocol.in_force import protocol_in_force
-from ivig_platform.protocol.load import Protocol, load_protocol
+from ivig_platform.protocol.load import Protocol
 from ivig_platform.report import formatting as fmt
 from ivig_platform.report import reference
 from ivig_platform.report.amendments import amendments_section
+from ivig_platform.report.lazy import lazy_attributes
 from ivig_platform.report.model import Cell, Row, Section, Table, group_row
-from ivig_platform.report.plots import MAX_LINES, MEASURES, paired_figures
+from ivig_platform.report.plots import MAX_LINES, measures, paired_figures
 from ivig_platform.report.privacy import (
     HIDDEN,
-    HIDDEN_NOTE,
-    MASK,
     MISSING,
-    SMALL_RANGE,
-    SUPPRESSED,
-    THRESHOLD,
     Disclosure,
+    hidden_note,
+    mask,
     mask_count,
     protect,
+    small_range,
+    suppressed,
+    threshold,
 )
 from ivig_platform.report.relations import (
     MARTS_GATE,
@@ -67,11 +68,19 @@ SECTION_TITLES: dict[str, str] = {
 
 #: The primary plan's short measure labels and subgroup titles (the report presents the
 #: primary analysis; protocol/analysis/v1.yaml and the amendments in force).
-_PLAN = load_protocol().primary_plan
-MEASURE_SHORT: dict[str, str] = {m.name: m.short_label for m in _PLAN.measures}
-SUBGROUP_TITLES: dict[tuple[str, str], str] = {
-    (g.name, v.value): v.title for g in _PLAN.subgroups for v in g.values
-}
+#: Read at call time, so a report built under a given protocol takes them from it.
+def measure_short() -> dict[str, str]:
+    return {m.name: m.short_label for m in protocol_in_force().primary_plan.measures}
+
+
+def subgroup_titles() -> dict[tuple[str, str], str]:
+    plan = protocol_in_force().primary_plan
+    return {(g.name, v.value): v.title for g in plan.subgroups for v in g.values}
+
+
+__getattr__ = lazy_attributes(__name__, {
+    "MEASURE_SHORT": measure_short, "SUBGROUP_TITLES": subgroup_titles,
+})
 
 
 def _unavailable(section_id: str, what: str) -> Section:
@@ -283,17 +292,18 @@ def _row(label: str, texts: list[str], kind: str, *, indent: int = 0) -> Row:
     return Row((Cell(label, "label", indent=indent), *(Cell(t, kind) for t in texts)))
 
 
-_PRIVACY_NOTE = (
-    f"Protocol §6: counts of {SMALL_RANGE} are shown as {MASK}, percentages of such counts "
-    f"are left out, and statistics of fewer than {THRESHOLD} patients are shown as "
-    f"{SUPPRESSED}."
-)
+def _privacy_note() -> str:
+    return (
+        f"Protocol §6: counts of {small_range()} are shown as {mask()}, percentages of such "
+        f"counts are left out, and statistics of fewer than {threshold()} patients are shown "
+        f"as {suppressed()}."
+    )
 
 
 def _privacy_notes(rows: Iterable[Row]) -> tuple[str, ...]:
     """The §6 note, and the secondary-suppression one when a table hides a count."""
     hidden = any(HIDDEN in c.text for r in rows for c in r.cells)
-    return (_PRIVACY_NOTE, HIDDEN_NOTE) if hidden else (_PRIVACY_NOTE,)
+    return (_privacy_note(), hidden_note()) if hidden else (_privacy_note(),)
 
 
 # --------------------------------------------------------------------------- efficacy
@@ -333,21 +343,22 @@ def efficacy_section(efficacy: pl.DataFrame | None, disclosure: Disclosure | Non
         columns.append("Not paired: no post / no baseline")
 
     frame = efficacy.with_columns(pl.col("subgroup", "subgroup_value", "measure").cast(pl.String))
-    groups = list(SUBGROUP_TITLES) + [
+    titles, short = subgroup_titles(), measure_short()
+    groups = list(titles) + [
         key
         for key in frame.select("subgroup", "subgroup_value").unique(maintain_order=True).rows()
-        if key not in SUBGROUP_TITLES
+        if key not in titles
     ]
     rows: list[Row] = []
     for subgroup, value in groups:
         part = frame.filter((pl.col("subgroup") == subgroup) & (pl.col("subgroup_value") == value))
         if not part.height:
             continue
-        rows.append(group_row(SUBGROUP_TITLES.get((subgroup, value), f"{subgroup}: {value}")))
-        order = {m: i for i, m in enumerate(MEASURES)}
+        rows.append(group_row(titles.get((subgroup, value), f"{subgroup}: {value}")))
+        order = {m: i for i, m in enumerate(measures())}
         for r in sorted(part.iter_rows(named=True), key=lambda r: order.get(r["measure"], 99)):
             rows.append(_efficacy_row(r, (subgroup, value), disclosure, has_responders,
-                                      has_left_out))
+                                      has_left_out, short))
     notes = [
         "Paired analysis (protocol §7): patients with both a baseline and a post value. "
         "Change = post − baseline with a t-based 95% CI; two-sided paired t-test and "
@@ -364,7 +375,7 @@ def efficacy_section(efficacy: pl.DataFrame | None, disclosure: Disclosure | Non
         if rules.height:
             notes.append(
                 "Responders: "
-                + "; ".join(f"{MEASURE_SHORT.get(m, m)}: {rule}" for m, rule in rules.iter_rows())
+                + "; ".join(f"{short.get(m, m)}: {rule}" for m, rule in rules.iter_rows())
                 + "."
             )
     notes.extend(_privacy_notes(rows))
@@ -378,13 +389,13 @@ def efficacy_section(efficacy: pl.DataFrame | None, disclosure: Disclosure | Non
 
 
 def _efficacy_row(r: dict, column: tuple[str, str], disclosure: Disclosure,
-                  has_responders: bool, has_left_out: bool) -> Row:
+                  has_responders: bool, has_left_out: bool, short: dict[str, str]) -> Row:
     """One measure of one subgroup. Its statistics rest on n paired: not shown when that
     count is hidden (a CI or a p-value gives n back)."""
     measure = r["measure"]
     n_cell = efficacy_cell(column, measure, "n_paired")
     n = r["n_paired"]
-    d = fmt.MEASURE_DECIMALS.get(measure, 2)
+    d = fmt.measure_decimals().get(measure, 2)
     withheld = disclosure.withheld(n_cell)
     statistics = [
         fmt.mean_sd(r["baseline_mean"], r["baseline_sd"], n, d),
@@ -394,7 +405,7 @@ def _efficacy_row(r: dict, column: tuple[str, str], disclosure: Disclosure,
         fmt.p_value(r["wilcoxon_p"], n),
     ]
     cells = [
-        Cell(MEASURE_SHORT.get(measure, measure), "label", indent=1),
+        Cell(short.get(measure, measure), "label", indent=1),
         _count(disclosure, n_cell),
         *(Cell(withheld or text, "num") for text in statistics),
     ]
@@ -532,7 +543,7 @@ def plots_section(assessments: pl.DataFrame | None, patients: pl.DataFrame | Non
             "interquartile range of all of them at each timepoint."
         ),
         figures=tuple(paired_figures(assessments, patients)),
-        notes=(f"Measures of fewer than {THRESHOLD} paired patients are not plotted "
+        notes=(f"Measures of fewer than {threshold()} paired patients are not plotted "
                "(protocol §6).",),
     )
 
@@ -812,7 +823,7 @@ def _computed_text(comparison: reference.Comparison, disclosure: Disclosure) -> 
                 else mask_count(computed.value))
     withheld = disclosure.withheld(count, denominator)
     if withheld or computed.masked:
-        return withheld or fmt.SUPPRESSED
+        return withheld or suppressed()
     if figure.kind == "percent":
         return fmt.percent(computed.value, figure.decimals)
     return fmt.number(computed.value, figure.decimals)
@@ -892,8 +903,8 @@ def published_section(
         notes=(
             "Computed from marts.mart_cohort (overall column), marts.mart_efficacy (all "
             "patients, paired means; MRC grade 3–5 = post ≥ 3) and marts.mart_safety.",
-            f"Counts of {SMALL_RANGE} are shown as {MASK} in both columns (protocol §6), and a "
-            f"computed value resting on {SMALL_RANGE} patients, or on a count hidden to "
+            f"Counts of {small_range()} are shown as {mask()} in both columns (protocol §6), and a "
+            f"computed value resting on {small_range()} patients, or on a count hidden to "
             "protect one (§6), gets "
             "no mark, since the mark would disclose it.",
         ),
