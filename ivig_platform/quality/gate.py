@@ -393,6 +393,15 @@ def _skipped(suite: gx.ExpectationSuite, frame: pl.DataFrame,
     return skipped
 
 
+def _suite_outcomes(suite: gx.ExpectationSuite,
+                    outcomes: Iterable[CheckOutcome]) -> list[CheckOutcome]:
+    """A suite's outcomes as a gate records them: each named by the measure it is about,
+    in the suite's order. The one place for both, so a delivery gated alone and one gated
+    in a pool record identical outcomes."""
+    registry = _checks_by_id()
+    return _in_suite_order(suite, [_named(o, registry) for o in outcomes])
+
+
 def _in_suite_order(suite: gx.ExpectationSuite,
                     outcomes: Iterable[CheckOutcome]) -> list[CheckOutcome]:
     order = {e.meta["check_id"]: i for i, e in enumerate(suite.expectations)}
@@ -434,9 +443,7 @@ def _run_suite(gate: GateResult, suite: gx.ExpectationSuite,
            site_id=gate.site_id, delivery_id=gate.delivery_id, not_evaluated=sorted(skipped))
     present = set(frame.columns)
     outcomes = [_outcome(suite.name, r, notes, present) for r in result.results]
-    registry = _checks_by_id()
-    named = [_named(o, registry) for o in [*outcomes, *skipped.values()]]
-    gate.outcomes.extend(_in_suite_order(suite, named))
+    gate.outcomes.extend(_suite_outcomes(suite, [*outcomes, *skipped.values()]))
     gate.runs.append(SuiteRun(suite.name, batch, result, frame.height))
 
 

@@ -54,15 +54,14 @@ from ivig_platform.quality.gate import (
     GateResult,
     SuiteRun,
     _build_frame,
-    _checks_by_id,
     _columns,
     _gate_suites,
     _in_suite_order,
-    _named,
     _outcome,
     _run_suite,
     _skipped,
     _stamp,
+    _suite_outcomes,
     _without,
     landing_parameters,
 )
@@ -341,7 +340,6 @@ def _gate_suite_pooled(suite: gx.ExpectationSuite, deliveries: list[_Delivery], 
                        validated_at: datetime) -> None:
     built = [_build_frame(d.gate, suite, LANDING_BUILDERS, d.tables) for d in deliveries]
     poolable = {e.meta["check_id"]: _poolable(e) for e in suite.expectations}
-    registry = _checks_by_id()  # to name each outcome's measure, as a gate run alone does
     groups: dict[tuple, list[int]] = {}
     for i, frame in enumerate(built):
         if isinstance(frame, Exception):
@@ -375,8 +373,8 @@ def _gate_suite_pooled(suite: gx.ExpectationSuite, deliveries: list[_Delivery], 
             if aggregates is None:
                 d.alone.add(suite.name)
                 continue
-            named = [_named(o, registry) for o in [*mine, *aggregates, *skipped.values()]]
-            d.gate.outcomes.extend(_in_suite_order(suite, named))
+            d.gate.outcomes.extend(_suite_outcomes(suite, [*mine, *aggregates,
+                                                           *skipped.values()]))
             d.gate.runs.append(SuiteRun(suite.name, run.batch_identifier, run.result,
                                         frames[j].height))
     for d, frame in zip(deliveries, built, strict=True):

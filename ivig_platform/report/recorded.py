@@ -25,11 +25,16 @@ class RecordedProtocolError(ValueError):
     """The protocol a file's run recorded cannot be loaded as it was."""
 
 
+def _last_run(run_record: pl.DataFrame | None) -> dict:
+    """The record of the last run (empty without a record)."""
+    if run_record is None or not run_record.height:
+        return {}
+    return run_record.row(run_record.height - 1, named=True)
+
+
 def recorded_plan_files(run_record: pl.DataFrame | None) -> list[Path]:
     """The ``--plan`` files of the last recorded run (none without a record)."""
-    if run_record is None or not run_record.height or "parameters" not in run_record.columns:
-        return []
-    for parameter in run_record.row(run_record.height - 1, named=True)["parameters"] or []:
+    for parameter in _last_run(run_record).get("parameters") or []:
         if parameter["name"] == PLANS_PARAMETER:
             files = json.loads(parameter["value"]) if parameter["value"] else None
             return [Path(f) for f in files or []]
@@ -47,8 +52,7 @@ def recorded_protocol(run_record: pl.DataFrame | None) -> Protocol:
             f"the run's plan file(s) {', '.join(gone)} are gone: the report cannot describe "
             "the plans its marts were computed under")
     protocol = with_plan_files(files)
-    last = run_record.row(run_record.height - 1, named=True)
-    recorded = {p["version"]: p["fingerprint"] for p in last.get("plans") or []}
+    recorded = {p["version"]: p["fingerprint"] for p in _last_run(run_record).get("plans") or []}
     changed = [p.version for p in protocol.plans
                if p.version in recorded and recorded[p.version] != plan_fingerprint(p)]
     if changed:
