@@ -25,7 +25,7 @@ from ivig_platform.protocol.load import Protocol
 from ivig_platform.report import formatting as fmt
 from ivig_platform.report.model import Cell, Row, Section, Table
 from ivig_platform.report.privacy import MISSING, Disclosure, mask, small_range
-from ivig_platform.report.relations import ALL, plan_cell
+from ivig_platform.report.relations import overall_by_plan, plan_cell
 
 SECTION_ID = "amendments"
 TITLE = "Protocol amendments"
@@ -60,9 +60,7 @@ def amendments_section(by_plan: pl.DataFrame | None, protocol: Protocol,
     if missing:
         return Section(SECTION_ID, title, unavailable=f"{BY_PLAN} (lacks "
                        f"{', '.join(missing)}): not available in this warehouse.")
-    overall = by_plan.with_columns(
-        pl.col("analysis_plan", "subgroup", "subgroup_value", "measure").cast(pl.String)
-    ).filter((pl.col("subgroup") == ALL[0]) & (pl.col("subgroup_value") == ALL[1]))
+    overall = overall_by_plan(by_plan)
     primary = protocol.primary_plan.version
     tables: list[Table] = []
     for version in versions:

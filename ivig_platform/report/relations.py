@@ -338,6 +338,14 @@ def _efficacy_column(system: CountSystem, column: tuple[str, str], measure: str)
             remainder=cell("not_responders"))
 
 
+def overall_by_plan(by_plan: pl.DataFrame) -> pl.DataFrame:
+    """The whole-cohort rows (subgroup ``all``) of ``marts.mart_efficacy_by_plan``, its key
+    columns as strings: what the amendments section shows and its counts are built from."""
+    return by_plan.with_columns(
+        pl.col("analysis_plan", "subgroup", "subgroup_value", "measure").cast(pl.String)
+    ).filter((pl.col("subgroup") == ALL[0]) & (pl.col("subgroup_value") == ALL[1]))
+
+
 def _plans(system: CountSystem, by_plan: pl.DataFrame | None) -> None:
     """Each plan's overall n paired per measure, within the study's patients (the rest,
     unpaired under that plan, is not shown). Only n paired is displayed: the unpaired
@@ -345,9 +353,7 @@ def _plans(system: CountSystem, by_plan: pl.DataFrame | None) -> None:
     if by_plan is None or not {"analysis_plan", "subgroup", "subgroup_value", "measure",
                                "n_paired"} <= set(by_plan.columns):
         return
-    overall = by_plan.with_columns(
-        pl.col("analysis_plan", "subgroup", "subgroup_value", "measure").cast(pl.String)
-    ).filter((pl.col("subgroup") == ALL[0]) & (pl.col("subgroup_value") == ALL[1]))
+    overall = overall_by_plan(by_plan)
     patients = cohort_cell(ALL, "patients")
     for plan, measure, n in overall.select("analysis_plan", "measure", "n_paired").rows():
         if n is None:
