@@ -119,15 +119,15 @@ def test_report_repeats_labels_decimals_and_the_small_cell_rule(protocol, plan) 
 
     # the report package exports a function called `sections`: import the module by name
     sections = importlib.import_module("ivig_platform.report.sections")
-    assert plan.measure_names == plots.MEASURES
-    assert {m.name: m.label for m in plan.measures} == plots.MEASURE_LABELS
-    assert {m.name: m.axis_title for m in plan.measures} == plots.AXIS_TITLES
-    assert {m.name: m.short_label for m in plan.measures} == sections.MEASURE_SHORT
-    assert {m.name: m.decimals for m in plan.measures} == formatting.MEASURE_DECIMALS
+    assert plan.measure_names == plots.measures()
+    assert {m.name: m.label for m in plan.measures} == plots.measure_labels()
+    assert {m.name: m.axis_title for m in plan.measures} == plots.axis_titles()
+    assert {m.name: m.short_label for m in plan.measures} == sections.measure_short()
+    assert {m.name: m.decimals for m in plan.measures} == formatting.measure_decimals()
     titles = {(s.name, v.value): v.title for s in plan.subgroups for v in s.values}
-    assert titles == sections.SUBGROUP_TITLES
+    assert titles == sections.subgroup_titles()
     cells = protocol.privacy.small_cells
-    assert cells.mask == privacy.MASK
+    assert cells.mask == privacy.mask()
     assert [n for n in range(10) if privacy.is_small(n)] == [n for n in range(10)
                                                              if cells.is_small(n)]
 

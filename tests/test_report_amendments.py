@@ -18,7 +18,7 @@ from protocol_helpers import V2
 
 from ivig_platform.protocol.load import load_protocol
 from ivig_platform.report import build_html, read_warehouse
-from ivig_platform.report.privacy import MASK, SUPPRESSED, is_small
+from ivig_platform.report.privacy import is_small, mask, suppressed
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +69,7 @@ def test_each_measure_compares_the_primary_plan_with_the_amendment_under_the_sma
         for plan, n_text, *statistics in rows:
             n = counts[(plan, measure)]
             if is_small(n):
-                assert n_text == MASK and set(statistics) == {SUPPRESSED}, (plan, measure)
+                assert n_text == mask() and set(statistics) == {suppressed()}, (plan, measure)
             else:
                 assert n_text == f"{n:,}", (plan, measure)
     assert any(is_small(n) for n in counts.values())  # the rule was exercised

@@ -26,7 +26,6 @@ import jinja2
 from ivig_platform.protocol.in_force import run_under
 from ivig_platform.protocol.load import Protocol
 from ivig_platform.report.data import ReportData, read_warehouse
-from ivig_platform.report.lazy import lazy_attributes
 from ivig_platform.report.privacy import is_small, mask, mask_count, small_range
 from ivig_platform.report.recorded import recorded_protocol
 from ivig_platform.report.sections import header_facts, run_line, sections
@@ -51,9 +50,6 @@ __all__ = [
     "render_report",
     "render_warehouse_report",
 ]
-
-#: `MASK` as the protocol in force writes it (read on access; see `lazy`).
-__getattr__ = lazy_attributes(__name__, {"MASK": mask})
 
 
 def _environment() -> jinja2.Environment:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 from ivig_platform.protocol.in_force import protocol_in_force
-from ivig_platform.report.lazy import lazy_attributes
 from ivig_platform.report.privacy import MISSING, is_small, mask_count, suppressed
 
 
@@ -14,8 +13,6 @@ def measure_decimals() -> dict[str, int]:
     (protocol/analysis/v1.yaml and the amendments)."""
     return {m.name: m.decimals for m in protocol_in_force().primary_plan.measures}
 
-
-__getattr__ = lazy_attributes(__name__, {"MEASURE_DECIMALS": measure_decimals})
 
 
 def is_missing(x: float | None) -> bool:

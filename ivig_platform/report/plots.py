@@ -32,7 +32,6 @@ import vl_convert
 
 from ivig_platform.protocol.in_force import protocol_in_force
 from ivig_platform.protocol.plan import Plan
-from ivig_platform.report.lazy import lazy_attributes
 from ivig_platform.report.model import Figure
 from ivig_platform.report.privacy import is_small, mask_count, threshold
 
@@ -56,10 +55,6 @@ def measure_labels() -> dict[str, str]:
 def axis_titles() -> dict[str, str]:
     return {m.name: m.axis_title for m in _plan().measures}
 
-
-__getattr__ = lazy_attributes(__name__, {
-    "MEASURES": measures, "MEASURE_LABELS": measure_labels, "AXIS_TITLES": axis_titles,
-})
 
 TIMEPOINTS: tuple[str, str] = ("Baseline", "Post")
 PATIENT_COLOUR = "#7b8794"

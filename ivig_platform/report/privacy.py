@@ -55,7 +55,6 @@ import numpy as np
 
 from ivig_platform.protocol.in_force import protocol_in_force
 from ivig_platform.protocol.schema import SmallCells
-from ivig_platform.report.lazy import lazy_attributes
 
 #: What a count hidden by secondary suppression is displayed as, and every statistic
 #: (percentage, rate, mean, CI, p) resting on such a count.
@@ -108,11 +107,6 @@ def hidden_note() -> str:
 def _small(count: int) -> bool:
     return small_cells().is_small(count)
 
-
-__getattr__ = lazy_attributes(__name__, {
-    "THRESHOLD": threshold, "SMALL_RANGE": small_range, "MASK": mask,
-    "SUPPRESSED": suppressed, "HIDDEN_NOTE": hidden_note,
-})
 
 
 def is_small(count: float | None) -> bool:

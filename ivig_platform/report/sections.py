@@ -20,7 +20,6 @@ from ivig_platform.protocol.load import Protocol
 from ivig_platform.report import formatting as fmt
 from ivig_platform.report import reference
 from ivig_platform.report.amendments import amendments_section
-from ivig_platform.report.lazy import lazy_attributes
 from ivig_platform.report.model import Cell, Row, Section, Table, group_row
 from ivig_platform.report.plots import MAX_LINES, measures, paired_figures
 from ivig_platform.report.privacy import (
@@ -77,10 +76,6 @@ def subgroup_titles() -> dict[tuple[str, str], str]:
     plan = protocol_in_force().primary_plan
     return {(g.name, v.value): v.title for g in plan.subgroups for v in g.values}
 
-
-__getattr__ = lazy_attributes(__name__, {
-    "MEASURE_SHORT": measure_short, "SUBGROUP_TITLES": subgroup_titles,
-})
 
 
 def _unavailable(section_id: str, what: str) -> Section:
