@@ -17,6 +17,7 @@ from pathlib import Path
 
 ORDER = ("small", "medium", "large")
 STAGES = ("landing", "gate", "build", "dbt", "publish", "report")
+SCENARIOS = ("floor", "cold", "no_change", "one_site", "five_site")
 FULL_LIMIT_S = 60.0
 FLOOR_FACTOR, FIXED_OVERHEAD_S = 4.0, 15.0
 NO_CHANGE_LIMIT_S = 5.0
@@ -162,6 +163,7 @@ def write_readme(out: Path) -> Path:
     row("(a) cold full refresh", [_spread(agg[s].get("cold")) for s in sizes])
     row("(b) no-change refresh", [_spread(agg[s].get("no_change")) for s in sizes])
     row("(c) one-site refresh", [_spread(agg[s].get("one_site")) for s in sizes])
+    row("(e) five-site refresh", [_spread(agg[s].get("five_site")) for s in sizes])
     row("cold: CPU time (user+sys)", [_s(agg[s].get("cold", {}).get("cpu_median_s"))
                                       for s in sizes])
     row("peak RSS cold / one-site (MB)", [
@@ -209,14 +211,15 @@ def write_readme(out: Path) -> Path:
             cells.append("–" if sec is None and mb is None else
                          f"{sec or 0:.1f} s / {mb or 0:,.0f} MB")
         lines.append(f"| {phase} | " + " | ".join(cells) + " |")
-    lines += ["", "One-site refresh, same stages:", "",
-              "| stage | " + " | ".join(sizes) + " |", "|---|" + "---:|" * len(sizes)]
-    for stage in (*STAGES, "total"):
-        cells = []
-        for s in sizes:
-            entry = agg[s].get("one_site", {}).get("stages", {}).get(stage)
-            cells.append("–" if not entry else f"{entry['median_s']:.1f}")
-        lines.append(f"| {stage} | " + " | ".join(cells) + " |")
+    for scenario, title in (("one_site", "One-site"), ("five_site", "Five-site")):
+        lines += ["", f"{title} refresh, same stages:", "",
+                  "| stage | " + " | ".join(sizes) + " |", "|---|" + "---:|" * len(sizes)]
+        for stage in (*STAGES, "total"):
+            cells = []
+            for s in sizes:
+                entry = agg[s].get(scenario, {}).get("stages", {}).get(stage)
+                cells.append("–" if not entry else f"{entry['median_s']:.1f}")
+            lines.append(f"| {stage} | " + " | ".join(cells) + " |")
 
     for s in sizes:
         over = results[s].get("overhead")
@@ -265,7 +268,7 @@ def write_readme(out: Path) -> Path:
         notes.append("profiles (py-spy): " + ", ".join(f"`{n}`" for n in profiles))
     for s in sizes:
         for key, run in sorted(results[s].get("runs", {}).items()):
-            for scenario in ("floor", "cold", "no_change", "one_site"):
+            for scenario in SCENARIOS:
                 sample = run.get(scenario)
                 if sample and not sample.get("ok"):
                     notes.append(f"{s} run {key} {scenario} failed: {sample.get('error')}")

@@ -16,6 +16,7 @@ For each size (small 18 sites / 78 patients, medium 200 / 20,000, large 500 / 10
    - `no_change`: the same refresh again (the CLI's fast path: nothing new in the inbox);
    - `one_site`: one site re-delivers — its newest accepted CSV delivery is copied to a new
      delivery id (the next day) with one row changed (the case of one cell) — and refresh;
+   - `five_site`: the same for five sites at once (around the median size), then refresh;
 3. after each run the results are saved to `OUT/<size>.json`, so an interrupted benchmark
    resumes with the first run not yet done (`--fresh` starts a size over);
 4. once per invocation, on the smallest size asked for, the fixed overhead: `-X importtime`
@@ -61,7 +62,9 @@ SIZES: dict[str, dict[str, int]] = {
     "medium": {"sites": 200, "patients": 20_000},
     "large": {"sites": 500, "patients": 100_000},
 }
-SCENARIOS = ("floor", "cold", "no_change", "one_site")
+SCENARIOS = ("floor", "cold", "no_change", "one_site", "five_site")
+#: The scenarios that are refreshes (the others time a plain process).
+REFRESHES = ("cold", "no_change", "one_site", "five_site")
 STAGES = ("landing", "gate", "build", "dbt", "publish", "report", "total")
 SCHEMA_VERSION = 1
 # --prefect-server: the running server the children use (api_url, home), else empty.
@@ -304,14 +307,15 @@ def change_one_row(path: Path) -> str:
     raise ValueError(f"{path}: no row whose sex cell can be changed")
 
 
-def redeliver_one_site(inbox: Path, cold_summary: dict) -> dict:
-    """Copy one accepted CSV site's newest delivery to the next day's id, one row changed.
+def redeliver_sites(inbox: Path, summary: dict, count: int) -> list[dict]:
+    """Copy `count` accepted CSV sites' newest deliveries to the next day's id, one row
+    changed in each.
 
-    The site is, among the sites whose newest delivery is an accepted CSV one, the one with
-    the median number of source rows (sites in the demo are uneven; the median one is the
-    typical re-delivery).
+    The sites are, among the sites whose newest delivery is an accepted CSV one, the `count`
+    around the median number of source rows (sites in the demo are uneven; the median ones
+    are the typical re-deliveries). `summary` is a refresh's summary (its `deliveries`).
     """
-    deliveries = cold_summary.get("deliveries", [])
+    deliveries = summary.get("deliveries", [])
     newest: dict[str, str] = {}
     for d in deliveries:
         newest[d["site_id"]] = max(newest.get(d["site_id"], ""), d["delivery_id"])
@@ -323,10 +327,15 @@ def redeliver_one_site(inbox: Path, cold_summary: dict) -> dict:
         if (d["state"] == "accepted" and d["delivery_id"] == newest[d["site_id"]]
                 and (folder / "patients.csv").is_file()):
             candidates.append((d.get("source_rows") or 0, d["site_id"], d["delivery_id"]))
-    if not candidates:
-        raise RuntimeError("no accepted CSV delivery to re-deliver")
+    if len(candidates) < count:
+        raise RuntimeError(f"{len(candidates)} accepted CSV deliveries, {count} to re-deliver")
     candidates.sort()
-    rows, site, delivery = candidates[len(candidates) // 2]
+    first = max(0, min(len(candidates) // 2 - count // 2, len(candidates) - count))
+    return [_redeliver(inbox, rows, site, delivery)
+            for rows, site, delivery in candidates[first:first + count]]
+
+
+def _redeliver(inbox: Path, rows: int, site: str, delivery: str) -> dict:
     try:
         new_id = (dt.date.fromisoformat(delivery) + dt.timedelta(days=1)).isoformat()
     except ValueError:
@@ -338,6 +347,11 @@ def redeliver_one_site(inbox: Path, cold_summary: dict) -> dict:
     change = change_one_row(target / "patients.csv")
     return {"site_id": site, "from_delivery": delivery, "delivery_id": new_id,
             "source_rows": rows, "change": change}
+
+
+def redeliver_one_site(inbox: Path, cold_summary: dict) -> dict:
+    """The `one_site` re-delivery: the median accepted CSV site (redeliver_sites)."""
+    return redeliver_sites(inbox, cold_summary, 1)[0]
 
 
 # --- one scenario ----------------------------------------------------------------------
@@ -629,6 +643,27 @@ def load_result(path: Path, size: str, fresh: bool) -> dict:
 
 # --- one size --------------------------------------------------------------------------
 
+def redelivery_sample(scenario: str, count: int, inbox: Path, warehouse: Path, before: dict,
+                      log_base: Path, timeout: float) -> dict:
+    """`count` sites re-deliver (redeliver_sites, chosen from the `before` refresh's
+    deliveries), then a refresh; the sample records each re-delivery and its state."""
+    try:
+        redeliveries = redeliver_sites(inbox, {"deliveries": before.get("deliveries", [])},
+                                       count)
+    except (RuntimeError, ValueError, OSError) as exc:
+        return {"ok": False, "error": f"no re-delivery for {scenario}: {exc}", "wall_s": 0.0,
+                "peak_rss_mb": 0.0}
+    sample = refresh_sample(inbox, warehouse, log_base, timeout)
+    states = {(d["site_id"], d["delivery_id"]): d["state"]
+              for d in sample.get("deliveries", [])}
+    for r in redeliveries:
+        r["status"] = states.get((r["site_id"], r["delivery_id"]))
+    sample["redeliveries"] = redeliveries
+    if count == 1:
+        sample["redelivery"] = redeliveries[0]
+    return sample
+
+
 def run_size(size: str, args: argparse.Namespace) -> dict:
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
@@ -684,22 +719,17 @@ def run_size(size: str, args: argparse.Namespace) -> dict:
             nochange["note"] = ("not the no-change path: the inbox, code or key differed from "
                                 "the cold run's (someone edited the platform meanwhile?)")
         record("no_change", nochange)
-        try:
-            redelivery = redeliver_one_site(inbox, {"deliveries": cold["deliveries"]})
-        except (RuntimeError, ValueError, OSError) as exc:
-            record("one_site", {"ok": False, "error": f"no re-delivery: {exc}", "wall_s": 0.0,
-                                "peak_rss_mb": 0.0})
-            continue
-        one = refresh_sample(inbox, warehouse, logs / f"run-{i}-one_site", args.timeout)
-        one["redelivery"] = redelivery
-        new = next((d for d in one.get("deliveries", [])
-                    if d["site_id"] == redelivery["site_id"]
-                    and d["delivery_id"] == redelivery["delivery_id"]), None)
-        one["redelivery"]["status"] = new["state"] if new else None
+        one = redelivery_sample("one_site", 1, inbox, warehouse, cold, logs / f"run-{i}-one_site",
+                                args.timeout)
         record("one_site", one)
+        if not one["ok"]:
+            continue
+        five = redelivery_sample("five_site", 5, inbox, warehouse, one,
+                                 logs / f"run-{i}-five_site", args.timeout)
+        record("five_site", five)
         # keep what the JSON needs, not 200 sites' delivery rows per sample
-        for scenario in ("cold", "no_change", "one_site"):
-            run[scenario].pop("deliveries", None)
+        for scenario in REFRESHES:
+            run.get(scenario, {}).pop("deliveries", None)
         run["complete"] = all(run[s].get("ok") for s in SCENARIOS)
         result["runs"][key] = run
         result["aggregate"] = aggregate(result)

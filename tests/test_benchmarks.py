@@ -33,17 +33,20 @@ def test_harness_writes_json_and_markdown(tmp_path, monkeypatch):
     sample_run = result["runs"]["0"]
     assert sample_run["complete"], {k: v.get("error") for k, v in sample_run.items()
                                     if isinstance(v, dict)}
-    for scenario in ("floor", "cold", "no_change", "one_site"):
+    for scenario in ("floor", "cold", "no_change", "one_site", "five_site"):
         sample = sample_run[scenario]
         assert sample["ok"] and sample["exit_code"] == 0
         assert sample["wall_s"] > 0 and sample["peak_rss_mb"] > 0
     assert sample_run["no_change"]["unchanged"] is True
     assert set(run.STAGES) <= sample_run["cold"]["stages"].keys()
     assert sample_run["one_site"]["redelivery"]["status"] == "accepted"
+    five = sample_run["five_site"]["redeliveries"]
+    assert len({r["site_id"] for r in five}) == 5
+    assert all(r["status"] == "accepted" for r in five), five
     assert sample_run["floor"]["rows_total"] > 0
 
     agg = result["aggregate"]
-    for scenario in ("floor", "cold", "no_change", "one_site"):
+    for scenario in ("floor", "cold", "no_change", "one_site", "five_site"):
         assert {"median_s", "min_s", "max_s", "n", "peak_rss_mb"} <= agg[scenario].keys()
     assert agg["cold"]["rows_landed"] > 0
     assert set(run.STAGES) <= agg["cold"]["stages"].keys()
@@ -57,7 +60,9 @@ def test_harness_writes_json_and_markdown(tmp_path, monkeypatch):
 
     readme = (out / "README.md").read_text()
     for text in ("| (a) cold full refresh |", "| (b) no-change refresh |",
-                 "| (c) one-site refresh |", "## Targets (issue 7)", "no-change refresh ≤ 5 s",
-                 "peak RSS ≤ 4 GB", "## (d) Stages of the cold refresh", "| landing |",
+                 "| (c) one-site refresh |", "| (e) five-site refresh |",
+                 "Five-site refresh, same stages:", "## Targets (issue 7)",
+                 "no-change refresh ≤ 5 s", "peak RSS ≤ 4 GB",
+                 "## (d) Stages of the cold refresh", "| landing |",
                  "## Fixed overhead", "cores"):
         assert text in readme, text
