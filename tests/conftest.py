@@ -385,3 +385,16 @@ def demo(tmp_path_factory):
     assert first.returncode == 0, first.stdout + first.stderr
     truth = write_demo_inbox(tmp_path_factory.mktemp("truth") / "inbox")
     return folder, first, truth
+
+
+@pytest.fixture
+def project_copy(tmp_path, monkeypatch) -> Path:
+    """A copy of the dbt project that dbt_build uses for this test (free to edit)."""
+    import shutil
+
+    from ivig_platform.modeling import DBT_PROJECT_DIR, dbt_build
+
+    copy = tmp_path / "dbt_project"
+    shutil.copytree(DBT_PROJECT_DIR, copy, ignore=shutil.ignore_patterns("target", "logs"))
+    monkeypatch.setattr(dbt_build, "DBT_PROJECT_DIR", copy)
+    return copy

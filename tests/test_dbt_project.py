@@ -6,7 +6,6 @@ No dbt run here; these tests read the project files.
 from __future__ import annotations
 
 import csv
-import shutil
 import unicodedata
 from pathlib import Path
 
@@ -168,14 +167,6 @@ def test_site_registry_holds_the_known_sites():
 
 
 # --------------------------------------------------------------------------- parse cache
-
-
-@pytest.fixture
-def project_copy(tmp_path, monkeypatch) -> Path:
-    copy = tmp_path / "dbt_project"
-    shutil.copytree(DBT_PROJECT_DIR, copy, ignore=shutil.ignore_patterns("target", "logs"))
-    monkeypatch.setattr(dbt_build, "DBT_PROJECT_DIR", copy)
-    return copy
 
 
 def key(database: str = "build.duckdb", vars: dict | None = None) -> str:

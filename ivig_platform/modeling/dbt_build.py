@@ -15,7 +15,11 @@ file that already holds ``landed.*`` and ``quality.*``, see
 3. ``dbt build`` - seeds, the staging / intermediate / marts models (the stats marts are dbt
    Python models calling ``ivig_platform.stats``), unit tests and data tests in DAG order; a
    failing model or an error-severity test makes the outcome unsuccessful, and the caller
-   then keeps the previous published file;
+   then keeps the previous published file. The unit tests run only when they can change:
+   their result depends on the project's code alone (their fixtures are inline), so once
+   they passed for a parse-cache key (see :class:`_ParseCache`) and selection, later builds
+   with that key exclude them (``DbtOutcome.unit_tests_skipped``); any change to the project,
+   its driving code, versions, vars or protocol is a new key and runs them again;
 4. ``dbt docs generate --static`` (only after a successful build, when ``docs_dir`` is given)
    and copies ``index.html``, ``static_index.html``, ``manifest.json`` and ``catalog.json``
    into ``docs_dir``. After a full build the manifest already holds every node's compiled
@@ -116,6 +120,7 @@ class DbtOutcome:
     docs_generated: bool = False
     runner: str = "dbt"
     partial_parse_reused: bool = False  # dbt took the saved parse instead of a full parse
+    unit_tests_skipped: bool = False  # they passed before for this very project (see module)
 
     def summary(self) -> str:
         """A short markdown summary for the run report or a Prefect artifact."""
@@ -132,6 +137,8 @@ class DbtOutcome:
         lines += [f"- warning: {node}" for node in self.warnings]
         if self.skipped:
             lines.append(f"- skipped after a failure: {len(self.skipped)} nodes")
+        if self.unit_tests_skipped:
+            lines.append("- unit tests not run: they passed for this unchanged dbt project")
         if self.docs_generated and self.docs_dir is not None:
             lines.append(f"- docs: {self.docs_dir / 'static_index.html'}")
         return "\n".join(lines)
@@ -201,6 +208,7 @@ def build_marts(
     with _BUILD_LOCK, _environment(_dbt_variables(database)):
         cache = _ParseCache(parse_cache_dir, database, vars)
         restored = cache.restore(target_dir)
+        skip_unit_tests = cache.unit_tests_passed(select)
         timings: dict[str, float] = {}
         try:
             with _database_held_open(database):
@@ -220,10 +228,13 @@ def build_marts(
                         vars=vars,
                         check_source_freshness=check_source_freshness,
                         select=select,
+                        skip_unit_tests=skip_unit_tests,
                         timings=timings,
                     )
         finally:
             cache.save(target_dir)
+        if outcome["success"] and not skip_unit_tests:
+            cache.record_unit_tests_passed(select)
 
     warnings = outcome.pop("warnings")
     if outcome["success"]:
@@ -236,6 +247,7 @@ def build_marts(
         docs_dir=docs_dir,
         runner=runner_name,
         partial_parse_reused=restored and manifest is not None and not rejected,
+        unit_tests_skipped=skip_unit_tests and manifest is not None,
         **outcome,
     )
 
@@ -249,6 +261,7 @@ def _run_commands(
     vars: dict[str, Any],
     check_source_freshness: bool,
     select: list[str] | None,
+    skip_unit_tests: bool,
     timings: dict[str, float],
 ) -> dict[str, Any]:
     """Source freshness, build, tests and docs on one parsed manifest (see build_marts)."""
@@ -277,6 +290,7 @@ def _run_commands(
     t0 = time.perf_counter()
     # a partial selection runs only the tests whose parents are all selected
     selection = ["--select", *select, "--indirect-selection", "cautious"] if select else []
+    no_unit_tests = ["--exclude", "resource_type:unit_test"] if skip_unit_tests else []
     if use_prefect:
         # One flag with several values: PrefectDbtRunner keeps only the last of a repeated
         # flag. `dbt test` then runs the data and unit tests of the same selection
@@ -284,10 +298,10 @@ def _run_commands(
         models = ["--exclude", "resource_type:test", "resource_type:unit_test"]
         outcome = _read_build(invoke(["build", *selection, *models]))
         if outcome["success"]:
-            tests = _read_build(invoke_plain(["test", *selection]))
+            tests = _read_build(invoke_plain(["test", *selection, *no_unit_tests]))
             outcome = _merge_builds(outcome, tests)
     else:
-        outcome = _read_build(invoke(["build", *selection]))
+        outcome = _read_build(invoke(["build", *selection, *no_unit_tests]))
     timings["build"] = time.perf_counter() - t0
     _keep_copy(target_dir / "run_results.json", target_dir / "build_run_results.json")
     outcome["warnings"] = warnings + outcome["warnings"]
@@ -755,6 +769,10 @@ class _ParseCache:
     relation names are fixed at parse time), and `fingerprints.DBT`: the code that drives
     dbt (`ivig_platform/modeling/**`), the versions of dbt-core, dbt-duckdb and duckdb,
     and the protocol's contract and plans in force (`protocol`, default `load_protocol()`).
+
+    It also remembers, per key and selection, that a build's unit tests all passed (an empty
+    marker file next to the parse): their result is a function of exactly what the key
+    hashes, so a build with the same key need not run them again.
     """
 
     def __init__(self, cache_dir: Path | None, database: Path, vars: dict[str, Any],
@@ -788,6 +806,20 @@ class _ParseCache:
     def file(self) -> Path:
         return self.dir / f"{self.key}.msgpack"
 
+    def _unit_tests_marker(self, select: list[str] | None) -> Path:
+        selection = hashlib.sha256(json.dumps(select or []).encode()).hexdigest()[:16]
+        return self.dir / f"{self.key}.{selection}.unit-tests-passed"
+
+    def unit_tests_passed(self, select: list[str] | None) -> bool:
+        """Whether a build with this key and selection already passed its unit tests."""
+        return self._unit_tests_marker(select).is_file()
+
+    def record_unit_tests_passed(self, select: list[str] | None) -> None:
+        """Called after a successful build that ran its unit tests; unwritable = run again."""
+        with contextlib.suppress(OSError):
+            self.dir.mkdir(parents=True, exist_ok=True)
+            self._unit_tests_marker(select).touch()
+
     def restore(self, target_dir: Path) -> bool:
         destination = target_dir / "partial_parse.msgpack"
         if destination.exists() or not self.file.is_file():
@@ -810,5 +842,8 @@ class _ParseCache:
             older = sorted(self.dir.glob("*.msgpack"), key=lambda p: p.stat().st_mtime)
             for stale in older[:-_PARSE_CACHE_KEEP]:
                 stale.unlink(missing_ok=True)
+            for marker in self.dir.glob("*.unit-tests-passed"):  # of a parse no longer kept
+                if not (self.dir / f"{marker.name.split('.')[0]}.msgpack").is_file():
+                    marker.unlink(missing_ok=True)
         except OSError:
             pass  # a cache that cannot be written only costs a full parse next time
