@@ -64,7 +64,7 @@ SIZES: dict[str, dict[str, int]] = {
 }
 SCENARIOS = ("floor", "cold", "no_change", "one_site", "five_site")
 #: The scenarios that are refreshes (the others time a plain process).
-REFRESHES = ("cold", "no_change", "one_site", "five_site")
+REFRESHES = tuple(s for s in SCENARIOS if s != "floor")
 STAGES = ("landing", "gate", "build", "dbt", "publish", "report", "total")
 SCHEMA_VERSION = 1
 # --prefect-server: the running server the children use (api_url, home), else empty.

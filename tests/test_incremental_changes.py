@@ -16,6 +16,7 @@ from ivig_platform.warehouse.changes import (
     changed_sites,
     full_build_reason,
 )
+from ivig_platform.warehouse.state import PUBLISHED_KEY
 
 
 def _site_delivery(rows: list[tuple[str, str, str, str]]) -> pl.DataFrame:
@@ -60,11 +61,10 @@ def test_changed_sites_are_those_whose_landed_deliveries_differ(published, curre
     assert changed_sites(_site_delivery(published), _site_delivery(current)) == expected
 
 
-KEY = "published_file"
 STATE = {"inbox": "/inbox", "inbox_fingerprint": "i1", "code_fingerprint": "c1",
          "configuration_fingerprint": "p1", "library_fingerprint": "l1",
          "key_fingerprint": "k1", "settle_seconds": "0.0"}
-RECORDED = {**STATE, KEY: "100:1"}
+RECORDED = {**STATE, PUBLISHED_KEY: "100:1"}
 # (this run's state, recorded state, published identity, full_refresh, rekey, reason)
 REASON_CASES = [
     (STATE, RECORDED, "100:1", False, False, None),
@@ -90,5 +90,5 @@ REASON_CASES = [
                          REASON_CASES)
 def test_incremental_only_from_the_published_file_built_the_same_way(
         state, recorded, identity, full_refresh, rekey, reason):
-    assert full_build_reason(state, recorded, identity, KEY, full_refresh=full_refresh,
+    assert full_build_reason(state, recorded, identity, full_refresh=full_refresh,
                              rekey=rekey) == reason

@@ -14,7 +14,6 @@ def measure_decimals() -> dict[str, int]:
     return {m.name: m.decimals for m in protocol_in_force().primary_plan.measures}
 
 
-
 def is_missing(x: float | None) -> bool:
     return x is None or (isinstance(x, float) and math.isnan(x))
 

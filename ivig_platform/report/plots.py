@@ -152,7 +152,6 @@ def _rows(frame: pl.DataFrame, decimals: int | None = PLOT_DECIMALS) -> list[dic
     return frame.to_dicts()
 
 
-
 def _scale(measure: str) -> dict[str, Any]:
     """The y scale the plan asks for: the valid range, a log scale or from zero."""
     m = {m.name: m for m in _plan().measures}.get(measure)

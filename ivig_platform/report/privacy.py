@@ -108,7 +108,6 @@ def _small(count: int) -> bool:
     return small_cells().is_small(count)
 
 
-
 def is_small(count: float | None) -> bool:
     """True for a count of 1 to 4 (0 and counts of 5 or more are not small)."""
     if count is None or (isinstance(count, float) and math.isnan(count)):

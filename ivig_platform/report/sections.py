@@ -77,7 +77,6 @@ def subgroup_titles() -> dict[tuple[str, str], str]:
     return {(g.name, v.value): v.title for g in plan.subgroups for v in g.values}
 
 
-
 def _unavailable(section_id: str, what: str) -> Section:
     return Section(
         section_id,

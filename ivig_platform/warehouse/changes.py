@@ -20,12 +20,10 @@ from collections.abc import Mapping
 import polars as pl
 
 from ivig_platform.states import ACCEPTED, SUPERSEDED
+from ivig_platform.warehouse.state import INBOX_ENTRIES, PUBLISHED_KEY
 
 # The columns of `quality.site_delivery` that decide a site's landed and quarantined rows.
 _ROW_SOURCE = ("delivery_id", "status", "content_sha256")
-# State entries that describe the inbox, not how a file is built from it: an incremental
-# build may differ from the published one in these and nothing else (warehouse/state.py).
-INBOX_ENTRIES = frozenset({"inbox", "inbox_fingerprint"})
 
 FULL_REQUESTED = "--full-refresh was given"
 NO_PUBLISHED_FILE = "no published warehouse to start from"
@@ -58,12 +56,12 @@ def changed_sites(published: pl.DataFrame, current: pl.DataFrame) -> frozenset[s
 
 
 def full_build_reason(state: Mapping[str, str], recorded: Mapping[str, str] | None,
-                      published_identity: str | None, published_key: str, *,
+                      published_identity: str | None, *,
                       full_refresh: bool = False, rekey: bool = False) -> str | None:
     """Why this refresh must build in full, or None when it may start from the published file.
 
     `state`: this run's `state.current_state`; `recorded`: the state written at the last
-    publish (`state.read_state`), whose `published_key` entry names the file it describes;
+    publish (`state.read_state`), whose `PUBLISHED_KEY` entry names the file it describes;
     `published_identity`: the file published now (`state.published_identity`). Everything
     but the inbox must match: the code, dbt project, protocol, plans, libraries and key the
     published file was built by.
@@ -76,10 +74,10 @@ def full_build_reason(state: Mapping[str, str], recorded: Mapping[str, str] | No
         return NO_PUBLISHED_FILE
     if recorded is None:
         return NO_STATE
-    if recorded.get(published_key) != published_identity:
+    if recorded.get(PUBLISHED_KEY) != published_identity:
         return NOT_THE_PUBLISHED_FILE
     differing = sorted(
-        name for name in (set(state) | set(recorded)) - INBOX_ENTRIES - {published_key}
+        name for name in (set(state) | set(recorded)) - INBOX_ENTRIES - {PUBLISHED_KEY}
         if state.get(name) != recorded.get(name))
     if differing:
         return "the published warehouse was built differently: " + ", ".join(differing)

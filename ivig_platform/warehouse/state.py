@@ -32,6 +32,10 @@ from ivig_platform.warehouse.publish import PUBLISHED_NAME
 
 STATE_FILE = "_last_refresh.json"
 PUBLISHED_KEY = "published_file"
+# The entries of `current_state` that describe the inbox rather than how a file is built
+# from it: an incremental build (warehouse/changes.py) may differ from the published one in
+# these and nothing else.
+INBOX_ENTRIES = frozenset({"inbox", "inbox_fingerprint"})
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 CODE_FOLDERS = ("ivig_platform", "flows", "dbt_project", "expectations", "protocol")
 CODE_SUFFIXES = {".py", ".sql", ".yml", ".yaml", ".csv", ".json", ".md"}
