@@ -38,7 +38,7 @@ from ivig_platform.progress import ProgressEvent, announce_final_states, emit, l
 from ivig_platform.protocol.in_force import run_under
 from ivig_platform.run_log import LOGS_DIR, log_path, new_run_id, run_log_handler
 from ivig_platform.states import ACCEPTED, DEFERRED, HELD_BACK, LANDED, REJECTED
-from ivig_platform.warehouse.build import RunInfo, build_database, delivery_status
+from ivig_platform.warehouse.build import BuildScope, RunInfo, build_database, delivery_status
 from ivig_platform.warehouse.contract_page import write_contract_page
 from ivig_platform.warehouse.disk import disk_full_error
 from ivig_platform.warehouse.housekeeping import clear_dead_runs
@@ -55,7 +55,13 @@ from ivig_platform.warehouse.publish import (
     published_path,
 )
 from ivig_platform.warehouse.run_lock import WarehouseBusy, run_lock
-from ivig_platform.warehouse.state import current_state, is_unchanged, write_state
+from ivig_platform.warehouse.state import (
+    current_state,
+    is_unchanged,
+    published_identity,
+    read_state,
+    write_state,
+)
 from ivig_platform.warehouse.summary import RefreshSummary, summarise
 
 if TYPE_CHECKING:
@@ -211,17 +217,39 @@ def gate_sites(manifests: list[Manifest], warehouse: Path,
     return gate_in_rounds(manifests, warehouse, run_id, gate_deliveries)
 
 
+@task(name="plan-build", cache_policy=NO_CACHE)
+def plan_build(warehouse: Path, state: dict[str, str], manifests: list[Manifest],
+               held_back: dict[tuple[str, str], str], full_refresh: bool,
+               rekey: bool) -> BuildScope:
+    """Full, or from the published file rebuilding only the changed sites: an incremental
+    build needs the published file to be the one the recorded state describes, built by
+    this very code, protocol, plans, libraries and key (warehouse/changes.py)."""
+    from ivig_platform.warehouse.changes import build_scope, full_build_reason
+    from ivig_platform.warehouse.live import published_site_delivery
+
+    reason = full_build_reason(state, read_state(warehouse), published_identity(warehouse),
+                               full_refresh=full_refresh, rekey=rekey)
+    published = published_site_delivery(warehouse) if reason is None else None
+    scope = build_scope(reason, published_path(warehouse), published,
+                        delivery_status(manifests, held_back))
+    get_run_logger().info("%s", scope.describe())
+    return scope
+
+
 @task(name="build-warehouse", timeout_seconds=1800)
 def build_warehouse(warehouse: Path, manifests: list[Manifest], run: RunInfo,
                     held_back: dict[tuple[str, str], str],
                     gate_results: list[GateResult],
-                    inbox_issues: list[tuple[str, str]] | None = None) -> Path:
-    """A new DuckDB file from every landed delivery (the warehouse is the record)."""
+                    inbox_issues: list[tuple[str, str]] | None = None,
+                    scope: BuildScope | None = None) -> Path:
+    """A new DuckDB file from every landed delivery (the warehouse is the record), or a
+    copy of the published one with the changed sites' rows replaced (`scope`)."""
     from ivig_platform.quality import check_results_frame
 
     built = build_path(warehouse, run.run_id)
     build_database(built, warehouse, manifests, run, held_back=held_back,
-                   check_results=check_results_frame(gate_results), inbox_issues=inbox_issues)
+                   check_results=check_results_frame(gate_results), inbox_issues=inbox_issues,
+                   scope=scope)
     return built
 
 
@@ -397,7 +425,7 @@ def land_all(deliveries: list[Delivery], warehouse: Path) -> tuple[list[Manifest
 )
 def refresh(inbox: str, warehouse: str, settle_seconds: float = 0, force: bool = False,
             wait_seconds: float = 0, rekey: bool = False, run_id: str = "",
-            plans: list[str] | None = None) -> dict:
+            plans: list[str] | None = None, full_refresh: bool = False) -> dict:
     """Land every site's deliveries from `inbox` and publish `warehouse/ivig.duckdb`.
 
     `settle_seconds`: a delivery folder without `_READY` is taken only once nothing in it
@@ -410,7 +438,10 @@ def refresh(inbox: str, warehouse: str, settle_seconds: float = 0, force: bool =
     force for this run besides those of `protocol/amendments/` (`ivig refresh --plan
     FILE`); every step (landing, the gates, dbt and its stats marts, the report) works under
     the protocol they make, and each plan is computed side by side in
-    `marts.mart_efficacy_by_plan`.
+    `marts.mart_efficacy_by_plan`. `full_refresh`: build every site's rows into a new file
+    even when the published one could be the start (`ivig refresh --full-refresh`; it
+    implies `force`); otherwise a refresh under the published file's code, protocol, plans
+    and key copies it and rebuilds only the sites whose deliveries changed.
 
     A failure raises `RefreshFailed`: one line saying what failed, whether anything was
     published and which run is live, and naming the log.
@@ -428,7 +459,7 @@ def refresh(inbox: str, warehouse: str, settle_seconds: float = 0, force: bool =
             with run_lock(warehouse_path, wait_seconds), \
                     run_under(plan_files) as protocol:
                 return _refresh(inbox_path, warehouse_path, settle_seconds, force, rekey,
-                                run_id, clock, protocol, plan_files)
+                                run_id, clock, protocol, plan_files, full_refresh)
         except WarehouseBusy as busy:
             raise RefreshFailed(str(busy), stage="start", published=False) from None
         except RefreshFailed as refused:
@@ -443,7 +474,7 @@ def refresh(inbox: str, warehouse: str, settle_seconds: float = 0, force: bool =
 
 def _refresh(inbox: Path, warehouse: Path, settle_seconds: float, force: bool, rekey: bool,
              run_id: str, clock: StageClock, protocol: Protocol,
-             plan_files: list[Path]) -> dict:
+             plan_files: list[Path], full_refresh: bool = False) -> dict:
     """The run itself, with the warehouse held (see `refresh`), under `protocol` (the
     repository's with `plan_files` in force)."""
     started = time.perf_counter()
@@ -455,7 +486,7 @@ def _refresh(inbox: Path, warehouse: Path, settle_seconds: float, force: bool, r
         # the --plan files' bytes are part of what the publish is made from: a new or
         # edited plan file alone is a change (protocol/amendments/ is in the code's)
         state = current_state(inbox, fingerprint, settle_seconds, amendments=plan_files)
-        if not force and not rekey and is_unchanged(warehouse, state):
+        if not (force or full_refresh or rekey) and is_unchanged(warehouse, state):
             emit(ProgressEvent("*", "*", "step", "nothing changed since the last publish"))
             return {"unchanged": True, "published": str(published_path(warehouse))}
         checked = preflight(inbox, warehouse, fingerprint, settle_seconds, rekey)
@@ -480,8 +511,10 @@ def _refresh(inbox: Path, warehouse: Path, settle_seconds: float, force: bool, r
 
     issues = [(issue.folder, issue.reason) for issue in found.issues]
     with clock.stage("build"):
-        emit(ProgressEvent("*", "*", "step", "building the warehouse file"))
-        built = build_warehouse(warehouse, recorded, run, held_back, gate_results, issues)
+        scope = plan_build(warehouse, state, recorded, held_back, full_refresh, rekey)
+        emit(ProgressEvent("*", "*", "step", f"building the warehouse file ({scope.describe()})"))
+        built = build_warehouse(warehouse, recorded, run, held_back, gate_results, issues,
+                                scope)
         events = record_inputs(built, warehouse, recorded, held_back, gate_results, run.run_id)
     run_dir = built.parent
 
@@ -516,7 +549,7 @@ def _refresh(inbox: Path, warehouse: Path, settle_seconds: float, force: bool, r
                             waiting=[d.label for d in found.waiting], deferred=deferred,
                             held_back=held_back, gates=gate_results,
                             inbox_issues=issues, retired=checked.rekey.retired_labels,
-                            relanded=checked.rekey.reland)
+                            relanded=checked.rekey.reland, scope=scope)
         report_run(summary)
         if not found.waiting and not deferred:
             write_state(warehouse, state)

@@ -142,7 +142,7 @@ def prepare_refresh(warehouse: Path, tell: Callable[[str], None] | None = None
 
 def run_refresh(inbox: Path, warehouse: Path, *, settle_seconds: float = 0,
                 force: bool = False, wait_seconds: float = 0, rekey: bool = False,
-                plans: list[Path] | None = None) -> dict:
+                plans: list[Path] | None = None, full_refresh: bool = False) -> dict:
     """Run the refresh flow in this process with a live display; return its summary.
 
     The order keeps the cheap answers cheap: the unchanged case is decided before
@@ -175,6 +175,7 @@ def run_refresh(inbox: Path, warehouse: Path, *, settle_seconds: float = 0,
         fail(str(exc))
     state = current_state(inbox, fingerprint, settle_seconds, amendments=plans)
     unchanged = {"unchanged": True, "published": str(published_path(warehouse))}
+    force = force or full_refresh
     if not force and not rekey and is_unchanged(warehouse, state):
         return unchanged
     try:
@@ -185,7 +186,8 @@ def run_refresh(inbox: Path, warehouse: Path, *, settle_seconds: float = 0,
             for note in clear_dead_runs(warehouse).notes():
                 typer.echo(f"[refresh] note {note}")
             preflight(inbox, warehouse, fingerprint, settle_seconds, rekey)
-            return _run_logged(inbox, warehouse, settle_seconds, force, rekey, plans)
+            return _run_logged(inbox, warehouse, settle_seconds, force, rekey, plans,
+                               full_refresh)
     except (WarehouseBusy, RefreshFailed) as exc:
         fail(str(exc))
     except Exception as exc:  # before Prefect started, e.g. a full disk: still one line
@@ -194,7 +196,7 @@ def run_refresh(inbox: Path, warehouse: Path, *, settle_seconds: float = 0,
 
 
 def _run_logged(inbox: Path, warehouse: Path, settle_seconds: float, force: bool,
-                rekey: bool, plans: list[Path]) -> dict:
+                rekey: bool, plans: list[Path], full_refresh: bool = False) -> dict:
     """Prefect and the flow, with this process's output in the run's log file."""
     from ivig_platform.console import progress_display
     from ivig_platform.warehouse.outcome import RefreshFailed, failure_line
@@ -216,7 +218,8 @@ def _run_logged(inbox: Path, warehouse: Path, settle_seconds: float, force: bool
             stage = "orchestration"  # Prefect's own calls, at any point of the run
             return refresh(inbox=str(inbox.resolve()), warehouse=str(warehouse.resolve()),
                            settle_seconds=settle_seconds, force=force, rekey=rekey,
-                           run_id=run_id, plans=[str(p) for p in plans])
+                           run_id=run_id, plans=[str(p) for p in plans],
+                           full_refresh=full_refresh)
         except RefreshFailed:
             raise
         except Exception as exc:  # Prefect itself failed (server, API): still one line
@@ -256,8 +259,18 @@ def print_summary(summary: dict) -> None:
         f"quality gate, {summary['rejected']} rejected by landing; "
         f"{summary['rows_landed']} rows landed, {summary['rows_quarantined']} quarantined; "
         f"checks failed: {summary['checks']['error']['failed']} error, "
-        f"{summary['checks']['warn']['failed']} warn{extra} ({took})"
+        f"{summary['checks']['warn']['failed']} warn{extra}; {_build_words(summary)} "
+        f"({took})"
     )
+
+
+def _build_words(summary: dict) -> str:
+    """How the file was built: which sites an incremental build rebuilt, or why in full."""
+    build = summary.get("build") or {}
+    if build.get("mode") == "incremental":
+        count = len(build["sites"])
+        return f"built incrementally ({count} changed site{'s' * (count != 1)})"
+    return f"built in full ({build.get('reason') or 'reason not recorded'})"
 
 
 @app.command(short_help="Land every site's deliveries and publish WAREHOUSE/ivig.duckdb.")
@@ -282,6 +295,11 @@ def refresh(
         "--plan", metavar="FILE",
         help="An amendment file in force for this run (repeatable); its plan is computed "
              "side by side in marts.mart_efficacy_by_plan.")] = None,
+    full_refresh: Annotated[bool, typer.Option(
+        "--full-refresh",
+        help="Rebuild every site's rows into a new file (implies --force). Without it, a "
+             "refresh under the published file's code, protocol and key rebuilds only the "
+             "sites whose deliveries changed.")] = False,
 ) -> None:
     """Land every site's deliveries and publish WAREHOUSE/ivig.duckdb.
 
@@ -292,7 +310,8 @@ def refresh(
     repository's protocol/ folder, or the folder IVIG_PROTOCOL_DIR names.
     """
     print_summary(run_refresh(inbox, warehouse, settle_seconds=settle_seconds, force=force,
-                              wait_seconds=wait, rekey=rekey, plans=plan))
+                              wait_seconds=wait, rekey=rekey, plans=plan,
+                              full_refresh=full_refresh))
 
 
 @app.command(short_help="Write a demo inbox to DIR/inbox and refresh it into DIR/warehouse.")

@@ -7,6 +7,7 @@ atomically, openable read-only while a refresh runs).
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -117,46 +118,97 @@ def in_force(manifests: list[Manifest],
     return dict(accepted.select("site_id", "delivery_id").iter_rows())
 
 
+#: The tables of schema `quality` that every build writes whole (the small per-run ones);
+#: an incremental build drops the published file's before writing this run's.
+RUN_TABLES = ("site_delivery", "check_result", "inbox_issue", "refresh_run", "build_scope")
+BUILD_SCOPE_SCHEMA: dict[str, pl.DataType] = {"site_id": pl.Utf8(), "build": pl.Utf8(),
+                                              "reason": pl.Utf8()}
+
+
+@dataclass(frozen=True)
+class BuildScope:
+    """What a build rebuilds: every site (`start_from` None) or, starting from a copy of
+    the published file, only `sites` (warehouse/changes.py decides which way and why)."""
+
+    start_from: Path | None = None
+    sites: frozenset[str] = frozenset()
+    reason: str | None = None  # why the build is full; None for an incremental one
+
+    @property
+    def incremental(self) -> bool:
+        return self.start_from is not None
+
+    def as_dict(self) -> dict:
+        """The summary's `build`: which way the file was built, which sites, and why."""
+        return {"mode": "incremental" if self.incremental else "full",
+                "sites": sorted(self.sites), "reason": self.reason}
+
+    def describe(self) -> str:
+        if not self.incremental:
+            return f"full build: {self.reason}"
+        count = len(self.sites)
+        return (f"incremental build: {count} changed site{'s' * (count != 1)} rebuilt"
+                + (f" ({', '.join(sorted(self.sites))})" if 0 < count <= 5 else ""))
+
+    def frame(self, status: pl.DataFrame) -> pl.DataFrame:
+        """`quality.build_scope`: one row per site whose rows this build wrote — every site
+        of a full build, the changed ones (removed ones included) of an incremental one.
+        The incremental dbt models rebuild these sites' rows (macros/rebuilt_sites.sql)."""
+        sites = sorted(self.sites) if self.incremental else sorted(set(status["site_id"]))
+        return pl.DataFrame(
+            {"site_id": sites, "build": ["incremental" if self.incremental else "full"]
+             * len(sites), "reason": [self.reason] * len(sites)},
+            schema=BUILD_SCOPE_SCHEMA)
+
+
 def build_database(path: Path, warehouse: Path, manifests: list[Manifest], run: RunInfo,
                    held_back: dict[tuple[str, str], str] | None = None,
                    check_results: pl.DataFrame | None = None,
-                   inbox_issues: list[tuple[str, str]] | None = None) -> pl.DataFrame:
+                   inbox_issues: list[tuple[str, str]] | None = None,
+                   scope: BuildScope | None = None) -> pl.DataFrame:
     """Write schemas `landed` and `quality` into a new DuckDB file; return site_delivery.
 
     `inbox_issues`: (folder, reason) of the inbox folders that could not be read as sites,
-    kept as `quality.inbox_issue` for `ivig status` and the analysts.
+    kept as `quality.inbox_issue` for `ivig status` and the analysts. `scope`: a full
+    build (default) writes every site's rows into an empty file; an incremental one copies
+    the published file and replaces the rows of `scope.sites` only: a site's landed rows
+    come from its accepted delivery and its quarantine from its landed ones, and neither
+    depends on another site, so the result equals a full build's.
     """
+    scope = scope or BuildScope()
     status = delivery_status(manifests, held_back)
-    accepted = status.filter(pl.col("status") == "accepted")
+    rebuilt = status if not scope.incremental else status.filter(
+        pl.col("site_id").is_in(sorted(scope.sites)))
     landed_dirs = [
         delivery_dir(warehouse, row["site_id"], row["delivery_id"])
-        for row in status.filter(pl.col("status") != "rejected").iter_rows(named=True)
+        for row in rebuilt.filter(pl.col("status") != "rejected").iter_rows(named=True)
     ]
     accepted_dirs = [
-        delivery_dir(warehouse, s, d)
-        for s, d in accepted.select("site_id", "delivery_id").iter_rows()
+        delivery_dir(warehouse, s, d) for s, d in
+        rebuilt.filter(pl.col("status") == "accepted").select("site_id", "delivery_id").iter_rows()
     ]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.unlink(missing_ok=True)
+    if scope.incremental:
+        shutil.copyfile(scope.start_from, path)
     con = duckdb.connect(str(path))
     try:
-        con.execute("CREATE SCHEMA landed; CREATE SCHEMA quality;")
+        if scope.incremental:
+            _clear_sites(con, scope.sites)
+        else:
+            con.execute("CREATE SCHEMA landed; CREATE SCHEMA quality;")
+            for table in TABLES:
+                _create_empty(con, f"landed.{table}", landed_schema(table))
+            _create_empty(con, "quality.quarantine", QUARANTINE)
         for table in TABLES:
-            _create_empty(con, f"landed.{table}", landed_schema(table))
             _insert_parquet(con, f"landed.{table}", [d / f"{table}.parquet" for d in accepted_dirs])
-        _create_empty(con, "quality.quarantine", QUARANTINE)
         _insert_parquet(con, "quality.quarantine", [d / "quarantine.parquet" for d in landed_dirs])
-        con.register("site_delivery_frame", status)
-        con.execute("CREATE TABLE quality.site_delivery AS SELECT * FROM site_delivery_frame")
-        con.unregister("site_delivery_frame")
+        _create_from_frame(con, "quality.site_delivery", status)
         if check_results is not None:
-            con.register("check_result_frame", check_results)
-            con.execute("CREATE TABLE quality.check_result AS SELECT * FROM check_result_frame")
-            con.unregister("check_result_frame")
+            _create_from_frame(con, "quality.check_result", check_results)
         issues = pl.DataFrame(inbox_issues or [], schema=INBOX_ISSUE_SCHEMA, orient="row")
-        con.register("inbox_issue_frame", issues)
-        con.execute("CREATE TABLE quality.inbox_issue AS SELECT * FROM inbox_issue_frame")
-        con.unregister("inbox_issue_frame")
+        _create_from_frame(con, "quality.inbox_issue", issues)
+        _create_from_frame(con, "quality.build_scope", scope.frame(status))
         con.execute(
             "CREATE TABLE quality.refresh_run AS SELECT $run_id AS run_id, "
             "$started::TIMESTAMPTZ AS started_at, now() AS built_at, $inbox AS inbox, "
@@ -168,3 +220,20 @@ def build_database(path: Path, warehouse: Path, manifests: list[Manifest], run: 
     finally:
         con.close()
     return status
+
+
+def _clear_sites(con: duckdb.DuckDBPyConnection, sites: frozenset[str]) -> None:
+    """The copied file without the rebuilt sites' rows and without the last run's tables."""
+    for table in RUN_TABLES:
+        con.execute(f"DROP TABLE IF EXISTS quality.{table}")
+    for name in [*(f"landed.{t}" for t in TABLES), "quality.quarantine"]:
+        con.execute(f"DELETE FROM {name} WHERE list_contains($sites::VARCHAR[], site_id)",
+                    {"sites": sorted(sites)})
+
+
+def _create_from_frame(con: duckdb.DuckDBPyConnection, name: str, frame: pl.DataFrame) -> None:
+    con.register("frame_to_write", frame)
+    try:
+        con.execute(f"CREATE TABLE {name} AS SELECT * FROM frame_to_write")
+    finally:
+        con.unregister("frame_to_write")

@@ -16,10 +16,12 @@ changed too. A delivery the quality gate holds back is rejected, so it changes n
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 
 import polars as pl
 
 from ivig_platform.states import ACCEPTED, SUPERSEDED
+from ivig_platform.warehouse.build import BuildScope
 from ivig_platform.warehouse.state import INBOX_ENTRIES, PUBLISHED_KEY
 
 # The columns of `quality.site_delivery` that decide a site's landed and quarantined rows.
@@ -30,6 +32,7 @@ NO_PUBLISHED_FILE = "no published warehouse to start from"
 NO_STATE = "the published warehouse has no recorded state"
 NOT_THE_PUBLISHED_FILE = "the published warehouse is not the one the recorded state describes"
 REKEY = "the pseudonym key changes (rekey)"
+UNREADABLE = "the published warehouse's quality.site_delivery cannot be read"
 
 
 def _site_sources(site_delivery: pl.DataFrame) -> pl.DataFrame:
@@ -82,3 +85,14 @@ def full_build_reason(state: Mapping[str, str], recorded: Mapping[str, str] | No
     if differing:
         return "the published warehouse was built differently: " + ", ".join(differing)
     return None
+
+
+def build_scope(reason: str | None, published_file: Path,
+                published: pl.DataFrame | None, current: pl.DataFrame) -> BuildScope:
+    """The build this refresh runs: full for `reason` (`full_build_reason`), else from a
+    copy of `published_file` rebuilding the sites whose rows changed (`changed_sites`)."""
+    if reason is None and published is None:
+        reason = UNREADABLE
+    if reason is not None:
+        return BuildScope(reason=reason)
+    return BuildScope(start_from=published_file, sites=changed_sites(published, current))

@@ -7,17 +7,26 @@ run built it (`quality.refresh_run`) and which delivery of each site is in force
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 import duckdb
+import polars as pl
 
 from ivig_platform.warehouse.publish import published_path
+
+T = TypeVar("T")
 
 
 def _query(warehouse: Path, sql: str) -> list[tuple] | None:
     """Rows of `sql` on the published file; None when there is none or it cannot be read."""
+    return _read(warehouse, lambda con: con.execute(sql).fetchall())
+
+
+def _read(warehouse: Path, fetch: Callable[[duckdb.DuckDBPyConnection], T]) -> T | None:
     path = published_path(Path(warehouse))
     if not path.exists():
         return None
@@ -26,7 +35,7 @@ def _query(warehouse: Path, sql: str) -> list[tuple] | None:
     except duckdb.Error:
         return None
     try:
-        return con.execute(sql).fetchall()
+        return fetch(con)
     except duckdb.Error:
         return None
     finally:
@@ -60,3 +69,9 @@ def published_accepted(warehouse: Path) -> dict[str, str]:
     rows = _query(warehouse, "SELECT site_id, delivery_id FROM quality.site_delivery "
                              "WHERE status = 'accepted'")
     return dict(rows or [])
+
+
+def published_site_delivery(warehouse: Path) -> pl.DataFrame | None:
+    """The published file's `quality.site_delivery` (None: nothing published, or unreadable),
+    what an incremental build compares this run's deliveries with (warehouse/changes.py)."""
+    return _read(warehouse, lambda con: con.execute("SELECT * FROM quality.site_delivery").pl())

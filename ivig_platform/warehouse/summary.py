@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ivig_platform.landing.land import Manifest
 from ivig_platform.states import ACCEPTED, HELD_BACK, REJECTED, SUPERSEDED, state_column
-from ivig_platform.warehouse.build import delivery_status
+from ivig_platform.warehouse.build import BuildScope, delivery_status
 
 
 @dataclass
@@ -26,6 +26,7 @@ class RefreshSummary:
     inbox_issues: list[dict[str, str]] = field(default_factory=list)  # folder, reason
     retired: list[str] = field(default_factory=list)  # re-keying: superseded, no inbox files
     relanded: list[str] = field(default_factory=list)  # re-keying: landed with the new key
+    build: dict = field(default_factory=dict)  # BuildScope.as_dict: full or incremental, why
 
     def count(self, state: str) -> int:
         return sum(1 for d in self.deliveries if d["state"] == state)
@@ -37,6 +38,12 @@ class RefreshSummary:
     @property
     def rows_quarantined(self) -> int:
         return sum(d["rows_quarantined"] for d in self.deliveries if d["state"] == ACCEPTED)
+
+    def build_line(self) -> str:
+        if self.build["mode"] == "incremental":
+            return (f"Built incrementally: {len(self.build['sites'])} changed site(s) rebuilt "
+                    "from the published file.")
+        return f"Built in full: {self.build['reason']}."
 
     def delivery_rows(self) -> list[dict]:
         return [
@@ -51,6 +58,7 @@ class RefreshSummary:
             "",
             f"Published `{self.published}`.",
             "",
+            *([self.build_line(), ""] if self.build else []),
             "| deliveries | accepted | superseded | held_back | rejected "
             "| rows landed (accepted) | rows quarantined (accepted) |",
             "|---:|---:|---:|---:|---:|---:|---:|",
@@ -104,6 +112,7 @@ class RefreshSummary:
             "inbox_issues": self.inbox_issues,
             "retired": self.retired,
             "relanded": self.relanded,
+            "build": self.build,
         }
 
 
@@ -113,7 +122,8 @@ def summarise(run_id: str, manifests: list[Manifest], published: Path,
               held_back: dict[tuple[str, str], str] | None = None,
               gates: list | None = None, inbox_issues: list[tuple[str, str]] | None = None,
               retired: list[str] | None = None,
-              relanded: list[str] | None = None) -> RefreshSummary:
+              relanded: list[str] | None = None,
+              scope: BuildScope | None = None) -> RefreshSummary:
     status = delivery_status(manifests, held_back)
     checks = {"error": [0, 0], "warn": [0, 0]}
     for gate in gates or []:
@@ -132,4 +142,5 @@ def summarise(run_id: str, manifests: list[Manifest], published: Path,
         inbox_issues=[{"folder": f, "reason": r} for f, r in inbox_issues or []],
         retired=retired or [],
         relanded=relanded or [],
+        build=scope.as_dict() if scope is not None else {},
     )

@@ -3,6 +3,9 @@
 -- part in no analysis (`is_analysed` = false). One flag per code of the overlap and
 -- indication vocabularies (overlap_<code>, indication_<code>) and per therapy class of the
 -- primary plan (on_<class>), in the protocol's order (var `protocol`).
+{{ config(materialized='incremental', incremental_strategy='append',
+          pre_hook="{{ delete_rebuilt_sites() }}") }}
+-- incremental by site (macros/rebuilt_sites.sql); depends_on: {{ source('quality', 'build_scope') }}
 
 {%- set overlaps = protocol_codes(protocol()['field_vocabularies']['patients.overlap']) %}
 {%- set indications = protocol_codes(protocol()['field_vocabularies']['patients.indication']) %}
@@ -80,3 +83,4 @@ final as (
 )
 
 select * from final
+{{ only_rebuilt_sites() }}

@@ -1,5 +1,8 @@
 -- One row per landed adverse event (protocol §8), term coded to an English preferred term
 -- (int_adverse_events_coded).
+{{ config(materialized='incremental', incremental_strategy='append',
+          pre_hook="{{ delete_rebuilt_sites() }}") }}
+-- incremental by site (macros/rebuilt_sites.sql); depends_on: {{ source('quality', 'build_scope') }}
 
 with
 
@@ -41,3 +44,4 @@ final as (
 )
 
 select * from final
+{{ only_rebuilt_sites() }}

@@ -1,5 +1,8 @@
 -- One row per landed measurement (protocol §8), with its place in the analysis windows of
 -- protocol §7 (int_assessments_windowed).
+{{ config(materialized='incremental', incremental_strategy='append',
+          pre_hook="{{ delete_rebuilt_sites() }}") }}
+-- incremental by site (macros/rebuilt_sites.sql); depends_on: {{ source('quality', 'build_scope') }}
 
 with
 
@@ -40,3 +43,4 @@ final as (
 )
 
 select * from final
+{{ only_rebuilt_sites() }}

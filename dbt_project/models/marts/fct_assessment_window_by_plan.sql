@@ -2,6 +2,9 @@
 -- per analysis plan × analysed patient × measure the patient was assessed for, with the
 -- baseline and post assessment that plan selects (NULL when its window holds none).
 -- The rows of the primary plan are fct_assessment's baseline and post rows, side by side.
+{{ config(materialized='incremental', incremental_strategy='append',
+          pre_hook="{{ delete_rebuilt_sites() }}") }}
+-- incremental by site (macros/rebuilt_sites.sql); depends_on: {{ source('quality', 'build_scope') }}
 
 with
 
@@ -30,4 +33,5 @@ final as (
 )
 
 select * from final
+{{ only_rebuilt_sites() }}
 order by analysis_plan, patient_key, measure

@@ -1,4 +1,7 @@
 -- One row per landed IVIG cycle (protocol §8).
+{{ config(materialized='incremental', incremental_strategy='append',
+          pre_hook="{{ delete_rebuilt_sites() }}") }}
+-- incremental by site (macros/rebuilt_sites.sql); depends_on: {{ source('quality', 'build_scope') }}
 
 with
 
@@ -36,3 +39,4 @@ final as (
 )
 
 select * from final
+{{ only_rebuilt_sites() }}

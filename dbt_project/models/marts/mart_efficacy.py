@@ -12,6 +12,9 @@ from ivig_platform.stats.dbt_models import efficacy_of_primary_plan
 
 def model(dbt, session):
     dbt.config(materialized="table")
+    # The patient-level marts are incremental by site (macros/rebuilt_sites.sql): their row
+    # order depends on which sites the last builds rebuilt. Sorted here, the figures are the
+    # same to the last bit however the file was built (sums depend on their order).
     # one literal dbt.source call per table: dbt finds a Python model's sources by
     # reading these calls, so a name in a variable would not be a dependency
     protocol_tables = {
@@ -21,7 +24,7 @@ def model(dbt, session):
         "plan_subgroups": dbt.source("protocol", "plan_subgroups").pl(),
     }
     return efficacy_of_primary_plan(
-        assessments=dbt.ref("fct_assessment").pl(),
-        patients=dbt.ref("dim_patient").pl(),
+        assessments=dbt.ref("fct_assessment").order("all").pl(),
+        patients=dbt.ref("dim_patient").order("all").pl(),
         protocol=protocol_tables,
     )

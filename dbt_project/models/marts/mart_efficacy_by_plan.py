@@ -11,6 +11,9 @@ from ivig_platform.stats.dbt_models import efficacy_by_plan
 
 def model(dbt, session):
     dbt.config(materialized="table")
+    # The patient-level marts are incremental by site (macros/rebuilt_sites.sql): their row
+    # order depends on which sites the last builds rebuilt. Sorted here, the figures are the
+    # same to the last bit however the file was built (sums depend on their order).
     # one literal dbt.source call per table: dbt finds a Python model's sources by
     # reading these calls, so a name in a variable would not be a dependency
     protocol_tables = {
@@ -20,7 +23,7 @@ def model(dbt, session):
         "plan_subgroups": dbt.source("protocol", "plan_subgroups").pl(),
     }
     return efficacy_by_plan(
-        windows=dbt.ref("fct_assessment_window_by_plan").pl(),
-        patients=dbt.ref("dim_patient").pl(),
+        windows=dbt.ref("fct_assessment_window_by_plan").order("all").pl(),
+        patients=dbt.ref("dim_patient").order("all").pl(),
         protocol=protocol_tables,
     )
