@@ -83,15 +83,21 @@ HEAVY_MODULES = (
     "dbt.cli.main",
     "dbt.adapters.duckdb",
     "prefect_dbt",
+    # what the landing tasks import lazily, in several threads at once
+    "pyarrow.parquet",
+    "fastexcel",
 )
+
+
+_preload: list[threading.Thread] = []
 
 
 def preload_in_background() -> threading.Thread:
     """Import the heavy modules in a thread while the caller starts the flow.
 
     A refresh from the CLI spends its first ~10 s waiting for Prefect's temporary server
-    (another process); the imports the tasks need anyway run meanwhile. Importing is safe
-    from a thread: a task that needs a module first waits for the import lock.
+    (another process); the imports the tasks need anyway run meanwhile. The flow waits for
+    them before its first task (`wait_for_preload`).
     """
     def load() -> None:
         for name in HEAVY_MODULES:
@@ -99,7 +105,21 @@ def preload_in_background() -> threading.Thread:
 
     thread = threading.Thread(target=load, name="ivig-preload", daemon=True)
     thread.start()
+    _preload.append(thread)
     return thread
+
+
+def wait_for_preload() -> None:
+    """Block until the preload's imports are done (at once when there was none).
+
+    Importing a package from two threads at once is not safe: when its modules import each
+    other, Python hands one thread a partially initialised module rather than deadlock
+    ("cannot import name 'References' from partially initialized module
+    ivig_platform.quality.drift_reference", seen against a running Prefect server, where
+    no server start hides the preload). So no task imports them while it runs.
+    """
+    while _preload:
+        _preload.pop().join()
 
 
 def ensure_key() -> None:
@@ -497,6 +517,7 @@ def _refresh(inbox: Path, warehouse: Path, settle_seconds: float, force: bool, r
     run = RunInfo(run_id=run_id, started_at=datetime.now(UTC), inbox=str(inbox),
                   key_fingerprint=fingerprint)
 
+    wait_for_preload()  # the tasks import what the preload imports: not while it runs
     with clock.stage("landing"):
         found = find_deliveries(inbox, settle_seconds)
         manifests, deferred = land_all(found.ready, warehouse)

@@ -41,3 +41,32 @@ def test_the_preload_covers_every_module_the_dbt_invocation_imports():
     assert needed == {"dbt.cli.main", "prefect_dbt"}  # the invoker's dbt imports, as read
     assert needed <= heavy_modules()
     assert "dbt.adapters.duckdb" in heavy_modules()  # the adapter the profile names
+
+
+def test_the_flow_waits_for_the_preload_before_its_first_task():
+    """Against a running Prefect server nothing hides the preload: the gate's first import
+    of GX raced it and got a partially initialised module (issue 12's benchmarks); the
+    landing tasks import pyarrow lazily, which the preload's libraries import too."""
+    tree = _module(REPO / "flows" / "refresh.py")
+    (refresh,) = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "_refresh"]
+    calls = [n for n in ast.walk(refresh) if isinstance(n, ast.Call)]
+    waited = min(c.lineno for c in calls if getattr(c.func, "id", None) == "wait_for_preload")
+    first_task = min(c.lineno for c in calls
+                     if getattr(c.func, "id", None) in {"find_deliveries", "land_all"})
+    assert waited < first_task
+
+
+def test_waiting_for_the_preload_returns_once_its_imports_are_done(tmp_path, monkeypatch):
+    import sys
+
+    import flows.refresh as refresh_flow
+
+    (tmp_path / "slow_heavy_module.py").write_text(
+        "import time\ntime.sleep(0.5)\nREADY = True\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(refresh_flow, "HEAVY_MODULES", ("slow_heavy_module",))
+    thread = refresh_flow.preload_in_background()
+    refresh_flow.wait_for_preload()
+    assert not thread.is_alive()
+    assert sys.modules["slow_heavy_module"].READY
+    refresh_flow.wait_for_preload()  # nothing left to wait for: returns at once
