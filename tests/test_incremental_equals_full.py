@@ -58,19 +58,13 @@ from ivig_platform.demo.sites import SITES
 from ivig_platform.states import ACCEPTED, BY_LANDING, BY_QUALITY_GATE, REJECTED
 from ivig_platform.warehouse import changes
 
-# `ivig refresh --full-refresh` rebuilds everything. Until the incremental refresh is on
-# main this is `--force` (a full build, and the default refresh is a full build too): the
-# one line to change, which also turns on the checks of the build mode below.
-FULL_REFRESH = "--force"
+# `ivig refresh --full-refresh` rebuilds everything (before the incremental refresh it
+# was `--force`, when every refresh was full and the build mode was not recorded).
+FULL_REFRESH = "--full-refresh"
 BUILD_MODE_RECORDED = FULL_REFRESH == "--full-refresh"
 
 # One Prefect server for the whole test, so no refresh pays the temporary server's start.
-# Off while `ivig refresh` against a running server fails in the gate: the flow imports
-# the quality package while `preload_in_background`'s thread is still importing it, and
-# the import cycle quality/__init__ -> docs -> gate -> drift_reference -> generate ->
-# registry -> quality/__init__ hands one thread a partial module (see the report of
-# issue 12 point 2). True once that is fixed on main.
-SHARED_SERVER = False
+SHARED_SERVER = True
 
 # The background inbox: four demo hospitals (every format variant, a superseded and a
 # rejected delivery, quarantined rows; three of them write CK, so a new site's drift
@@ -117,8 +111,8 @@ def test_equal_files_differ_only_in_run_moment_order_and_last_float_bits() -> No
                                            "mean_change": [0.1 + 0.2, -4.0]}),
         quality__check_result=pl.DataFrame(
             {"observed_value": ["median 640, fixed in run run-a"]}),
-        quality__build_scope=pl.DataFrame({"mode": ["incremental"], "reason": [None],
-                                           "site_id": ["hu-la-paz"]}))
+        quality__build_scope=pl.DataFrame({"site_id": ["hu-la-paz"], "build": ["incremental"],
+                                           "reason": [None]}))
     b = _published(
         "run-b",
         quality__refresh_run=pl.DataFrame({"run_id": ["run-b"], "started_at": ["09:05"],
@@ -127,8 +121,9 @@ def test_equal_files_differ_only_in_run_moment_order_and_last_float_bits() -> No
                                            "mean_change": [-4.0, 0.3]}),
         quality__check_result=pl.DataFrame(
             {"observed_value": ["median 640, fixed in run run-b"]}),
-        quality__build_scope=pl.DataFrame({"mode": ["full"], "reason": ["--full-refresh"],
-                                           "site_id": ["hu-la-paz"]}))
+        quality__build_scope=pl.DataFrame({"site_id": ["hu-la-paz", "hu-12-octubre"],
+                                           "build": ["full"] * 2,
+                                           "reason": ["--full-refresh was given"] * 2}))
     assert {"run_id", "started_at"} <= set(RUN_OR_MOMENT)
     assert first_difference(a, b) is None
 
@@ -145,9 +140,8 @@ DIFFERENCES = [
     ({"marts.mart_efficacy": pl.DataFrame({"measure": ["ck"], "mean_change": [0.3]}),
       "marts.extra": pl.DataFrame({"x": [1]})},
      "only in the full one: ['marts.extra']"),
-    ({"marts.mart_efficacy": pl.DataFrame({"measure": ["ck"], "mean_change": [0.3]}),
-      BUILD_SCOPE: pl.DataFrame({"mode": ["full"], "site_id": ["hu-la-paz"]})},
-     f"{BUILD_SCOPE}: rows differ"),
+    ({"marts.mart_efficacy": pl.DataFrame({"measure": ["ck"], "mean_change": [0.3]})},
+     f"only in the incremental file: ['{BUILD_SCOPE}']"),
 ]
 
 
@@ -155,9 +149,9 @@ DIFFERENCES = [
 def test_a_difference_names_the_first_differing_table(full_tables, message) -> None:
     incremental = {"marts.mart_efficacy": pl.DataFrame({"measure": ["ck"],
                                                         "mean_change": [0.3]})}
-    if BUILD_SCOPE in full_tables:
-        incremental[BUILD_SCOPE] = pl.DataFrame({"mode": ["incremental"],
-                                                 "site_id": ["hu-12-octubre"]})
+    incremental[BUILD_SCOPE] = pl.DataFrame({"site_id": ["hu-12-octubre"]})
+    if BUILD_SCOPE not in message:  # its rows differ, and are not compared
+        full_tables = {**full_tables, BUILD_SCOPE: pl.DataFrame({"site_id": ["hu-la-paz"]})}
     found = first_difference(Published(incremental, "a"), Published(full_tables, "b"))
     assert found is not None and message in found
 
@@ -207,19 +201,23 @@ def background(tmp_path_factory, prefect_env) -> Path:
 def refresh(inbox: Path, warehouse: Path, env: dict[str, str], *extra: str) -> str:
     done = run_cli(refresh_args(inbox, warehouse, *extra), env, timeout=900)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    return done.stdout
+    return done.stdout + done.stderr
 
 
-def build_scope(warehouse: Path) -> tuple[str, frozenset[str], str | None]:
-    """(mode, sites, reason) of `quality.build_scope` in the published file."""
+def build_of(summary_line: str, warehouse: Path) -> tuple[str, frozenset[str], str | None]:
+    """(mode, sites, reason) of the refresh: the mode from its summary line ("built
+    incrementally (…)" / "built in full (…)"), the sites and the reason from
+    `quality.build_scope` (an incremental build with no changed site writes no row)."""
+    mode = ("incremental" if "built incrementally (" in summary_line
+            else "full" if "built in full (" in summary_line else "?")
     con = duckdb.connect(str(warehouse / "ivig.duckdb"), read_only=True)
     try:
-        frame = con.sql(f"SELECT * FROM {BUILD_SCOPE}").pl()
+        frame = con.sql(f"SELECT site_id, reason FROM {BUILD_SCOPE}").pl()
     finally:
         con.close()
-    sites = frozenset(frame["site_id"].drop_nulls().to_list()) if "site_id" in frame else (
-        frozenset(s for row in frame["sites"].to_list() for s in row or []))
-    return frame["mode"][0], sites, frame["reason"][0]
+    reasons = set(frame["reason"].to_list())
+    assert len(reasons) <= 1, reasons
+    return mode, frozenset(frame["site_id"].to_list()), next(iter(reasons), None)
 
 
 def delivery_status(warehouse: Path, site_id: str, delivery_id: str) -> tuple[str, str | None]:
@@ -322,8 +320,8 @@ class IncrementalEqualsFull(RuleBasedStateMachine):
         self.steps += 1
         full = copy_tree(self.warehouse, self.root / f"W_full-{self.steps}")
         plan_args = [a for p in self.plans for a in ("--plan", str(p))]
-        refresh(self.inbox.path, self.warehouse, self.env, *plan_args)
-        refresh(self.inbox.path, full, self.env, FULL_REFRESH, *plan_args)
+        line = refresh(self.inbox.path, self.warehouse, self.env, *plan_args)
+        full_line = refresh(self.inbox.path, full, self.env, FULL_REFRESH, *plan_args)
         difference = first_difference(Published(*published_tables(self.warehouse)),
                                       Published(*published_tables(full)))
         assert difference is None, f"step {self.steps}: {difference}"
@@ -331,20 +329,21 @@ class IncrementalEqualsFull(RuleBasedStateMachine):
             site_id, delivery_id, status = delivery
             assert delivery_status(self.warehouse, site_id, delivery_id) == status
         if BUILD_MODE_RECORDED:
-            self._check_build_modes(full, frozenset(changed))
+            self._check_build_modes(line, full_line, full, frozenset(changed))
         self.plans_built = list(self.plans)
         shutil.rmtree(full)
 
-    def _check_build_modes(self, full: Path, changed: frozenset[str]) -> None:
+    def _check_build_modes(self, line: str, full_line: str, full: Path,
+                           changed: frozenset[str]) -> None:
         """As changes.py promises: incremental over the changed sites, unless the plans
         changed (then full, saying why); the --full-refresh copy always full."""
-        mode, sites, reason = build_scope(self.warehouse)
+        mode, sites, reason = build_of(line, self.warehouse)
         if self.plans != self.plans_built:
             assert mode == "full" and reason and reason.startswith(
                 "the published warehouse was built differently"), (mode, reason)
         else:
             assert (mode, sites, reason) == ("incremental", changed, None)
-        full_mode, _, full_reason = build_scope(full)
+        full_mode, _, full_reason = build_of(full_line, full)
         assert (full_mode, full_reason) == ("full", changes.FULL_REQUESTED)
 
     # --- helpers --------------------------------------------------------------------
