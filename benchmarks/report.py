@@ -177,9 +177,12 @@ def baseline_table(modes: dict[str, dict[str, dict]]) -> list[str]:
             script = result.get("aggregate", {}).get("script", {})
             matches = script.get("matches")
             cells = [f"{_s(_get(result, s))} = {_x(_ratio(result, s))}" if _ratio(result, s)
-                     is not None else _s(_get(result, s))
+                     is not None else _s(_get(result, s)) if _get(result, s) is not None
+                     else "failed" if _failed(result, s) else "–"
                      for s in ("cold", "one_site", "five_site", "no_change")]
-            lines.append(f"| {size} | {MODE_NAMES[mode]} | {_spread(script or None)} | "
+            shown = "failed" if not script and _failed(result, "script") else _spread(
+                script or None)
+            lines.append(f"| {size} | {MODE_NAMES[mode]} | {shown} | "
                          + ("–" if matches is None else "yes" if matches else "**NO**")
                          + " | " + " | ".join(cells) + " |")
     return lines
@@ -213,6 +216,28 @@ def script_targets(modes: dict[str, dict[str, dict]]) -> list[tuple[str, str, st
                    else "no plain-script run in these results")
             rows.append((target, f"{TARGET_SIZE} (the target)", why, _verdict(None)))
     return rows
+
+
+def run_notes(size: str, result: dict) -> list[str]:
+    """Failed samples, samples' notes and a script whose figures differ from the mart's."""
+    notes = []
+    for key, run in sorted(result.get("runs", {}).items()):
+        for scenario in SCENARIOS:
+            sample = run.get(scenario)
+            if sample and not sample.get("ok"):
+                notes.append(f"{size} run {key} {scenario} failed: {sample.get('error')}")
+            if sample and sample.get("note"):
+                notes.append(f"{size} run {key} {scenario}: {sample['note']}")
+            if sample and sample.get("ok") and sample.get("matches") is False:
+                notes.append(f"**{size} run {key}: the plain script's figures differ from "
+                             f"marts.mart_efficacy** — first difference: "
+                             f"`{json.dumps(sample.get('first_difference'), default=str)}`")
+    return notes
+
+
+def _failed(result: dict, scenario: str) -> bool:
+    return any(not r[scenario].get("ok") for r in result.get("runs", {}).values()
+               if isinstance(r.get(scenario), dict))
 
 
 def write_readme(out: Path) -> Path:
@@ -376,18 +401,12 @@ def write_readme(out: Path) -> Path:
     profiles = sorted(p.name for p in out.glob("profile-*.txt"))
     if profiles:
         notes.append("profiles (py-spy): " + ", ".join(f"`{n}`" for n in profiles))
+    own = mode_of(any_result)
+    for mode, mode_results in modes.items():
+        where = "" if mode == own else f"{MODE_NAMES[mode]} ({MODE_FOLDERS[mode]}/): "
+        for s in (s for s in ORDER if s in mode_results):
+            notes += [where + n for n in run_notes(s, mode_results[s])]
     for s in sizes:
-        for key, run in sorted(results[s].get("runs", {}).items()):
-            for scenario in SCENARIOS:
-                sample = run.get(scenario)
-                if sample and not sample.get("ok"):
-                    notes.append(f"{s} run {key} {scenario} failed: {sample.get('error')}")
-                if sample and sample.get("note"):
-                    notes.append(f"{s} run {key} {scenario}: {sample['note']}")
-                if sample and sample.get("ok") and sample.get("matches") is False:
-                    notes.append(f"**{s} run {key}: the plain script's figures differ from "
-                                 f"marts.mart_efficacy** — first difference: "
-                                 f"`{json.dumps(sample.get('first_difference'), default=str)}`")
         fps = agg[s].get("code_fingerprints", [])
         if len(fps) > 1:
             notes.append(f"{s}: the runs span {len(fps)} versions of the platform code")
