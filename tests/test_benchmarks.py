@@ -111,3 +111,45 @@ def test_harness_writes_json_and_markdown(tmp_path, monkeypatch):
                  "## Targets (issue 12", "| small | command line |",
                  "full refresh ≤ 1.5 × the script, command line"):
         assert text in readme, text
+
+
+@pytest.mark.parametrize(("result", "mode"), [
+    ({"mode": "server", "prefect": "each refresh starts Prefect's temporary server"}, "server"),
+    # files written before --modes: the `prefect` line says it
+    ({"prefect": "a running `prefect server` (one for the whole benchmark)"}, "server"),
+    ({"prefect": "each refresh starts Prefect's temporary server"}, "cli"),
+    ({}, "cli"),
+])
+def test_a_results_file_says_its_mode(result, mode):
+    from benchmarks.report import mode_of
+
+    assert mode_of(result) == mode
+
+
+def _medium(script: float | None, matches: bool = True, **walls: float) -> dict:
+    aggregate = {s: {"median_s": v, "n": 1} for s, v in walls.items()}
+    if script is not None:
+        aggregate["script"] = {"median_s": script, "n": 1, "matches": matches}
+    return {"medium": {"aggregate": aggregate, "runs": {}}}
+
+
+@pytest.mark.parametrize(("modes", "verdicts"), [
+    # full 1.5 × on the command line meets its target; the server's are all met
+    ({"cli": _medium(20.0, cold=30.0),
+      "server": _medium(20.0, cold=20.0, one_site=5.0, no_change=0.9)},
+     ["**PASS**", "**PASS**", "**PASS**", "**PASS**"]),
+    ({"cli": _medium(20.0, cold=30.1),
+      "server": _medium(20.0, cold=20.1, one_site=5.1, no_change=1.1)},
+     ["**MISS**", "**MISS**", "**MISS**", "**MISS**"]),
+    # a script that computes other figures is no baseline: its ratios meet nothing
+    ({"cli": _medium(20.0, False, cold=10.0),
+      "server": _medium(20.0, False, cold=10.0, one_site=1.0, no_change=0.5)},
+     ["**MISS**", "**MISS**", "**PASS**", "**MISS**"]),
+    # results without a script run (before issue 12) or without a server run: no verdict
+    ({"cli": _medium(None, cold=30.0)}, ["n/a", "n/a", "n/a", "n/a"]),
+])
+def test_issue_12_targets_are_ratios_to_the_script(modes, verdicts):
+    from benchmarks.report import script_targets
+
+    rows = [r for r in script_targets(modes) if r[1].startswith("medium")]
+    assert [r[3] for r in rows] == verdicts, rows
