@@ -7,6 +7,14 @@ refresh ≤ 60 s and ≤ 4 × the floor + 15 s of fixed overhead; a no-change re
 one-site refresh ≤ 25 % of the full one; at 100,000 patients a peak RSS ≤ 4 GB and no
 cost growing faster than linearly with the rows. A verdict needs the size it is stated at;
 until then it reads `n/a`.
+
+And those of issue 12, as ratios to the plain-script baseline of the same run (scenario
+`script`, `_script_child.py`), at 200 sites / 20,000 patients: against a running Prefect
+server (mode `server`, results in `prefect-server/` beside the command line's) a full
+refresh ≤ 1.0 ×, a one-site refresh ≤ 0.25 × and a no-change refresh ≤ 1 s; on the
+command line with nothing running (mode `cli`) a full refresh ≤ 1.5 ×. Results written
+before the modes and the script existed still read: a file's mode is its `mode`, else what
+its `prefect` line says; a size without a script run has no ratio.
 """
 
 from __future__ import annotations
@@ -17,7 +25,17 @@ from pathlib import Path
 
 ORDER = ("small", "medium", "large")
 STAGES = ("landing", "gate", "build", "dbt", "publish", "report")
-SCENARIOS = ("floor", "cold", "no_change", "one_site", "five_site")
+SCENARIOS = ("floor", "cold", "script", "no_change", "one_site", "five_site")
+#: Where the results of each mode are, under the folder of the command line's.
+MODE_FOLDERS = {"cli": ".", "server": "prefect-server"}
+MODE_NAMES = {"cli": "command line", "server": "running server"}
+#: Issue 12's targets: (scenario, mode, limit, unit) — unit "×" is a ratio to the script's
+#: wall time, "s" seconds; all stated at TARGET_SIZE.
+SCRIPT_TARGETS = (("cold", "server", 1.0, "×"), ("one_site", "server", 0.25, "×"),
+                  ("no_change", "server", 1.0, "s"), ("cold", "cli", 1.5, "×"))
+TARGET_SIZE = "medium"
+SCENARIO_NAMES = {"cold": "full refresh", "one_site": "one-site refresh",
+                  "five_site": "five-site refresh", "no_change": "no-change refresh"}
 FULL_LIMIT_S = 60.0
 FLOOR_FACTOR, FIXED_OVERHEAD_S = 4.0, 15.0
 NO_CHANGE_LIMIT_S = 5.0
@@ -35,6 +53,23 @@ def load(out: Path) -> dict[str, dict]:
         if path.exists():
             results[size] = json.loads(path.read_text())
     return results
+
+
+def mode_of(result: dict) -> str:
+    """`cli` or `server`: the file's `mode`, else (older files) its `prefect` line."""
+    if result.get("mode") in MODE_FOLDERS:
+        return result["mode"]
+    return "server" if str(result.get("prefect", "")).startswith("a running") else "cli"
+
+
+def load_modes(out: Path) -> dict[str, dict[str, dict]]:
+    """mode → size → result: the files in `out` (their own mode) and in its mode folders."""
+    modes: dict[str, dict[str, dict]] = {}
+    folders = dict.fromkeys([out, *(out / f for f in MODE_FOLDERS.values())])
+    for folder in folders:
+        for size, result in load(folder).items():
+            modes.setdefault(mode_of(result), {}).setdefault(size, result)
+    return {m: modes[m] for m in MODE_FOLDERS if m in modes}
 
 
 def _get(result: dict, scenario: str, key: str = "median_s"):
@@ -121,6 +156,90 @@ def targets(results: dict[str, dict]) -> list[tuple[str, str, str, str]]:
     return rows
 
 
+def _ratio(result: dict, scenario: str) -> float | None:
+    value, script = _get(result, scenario), _get(result, "script")
+    return None if value is None or not script else value / script
+
+
+def _x(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f} ×"
+
+
+def baseline_table(modes: dict[str, dict[str, dict]]) -> list[str]:
+    """Per size and mode: the script's wall time and each refresh as a ratio to it."""
+    lines = ["| at | Prefect | plain script | efficacy = mart_efficacy | full | one-site | "
+             "five-site | no-change |", "|---|---|---:|---|---:|---:|---:|---:|"]
+    for size in ORDER:
+        for mode, results in modes.items():
+            result = results.get(size)
+            if result is None:
+                continue
+            script = result.get("aggregate", {}).get("script", {})
+            matches = script.get("matches")
+            cells = [f"{_s(_get(result, s))} = {_x(_ratio(result, s))}" if _ratio(result, s)
+                     is not None else _s(_get(result, s)) if _get(result, s) is not None
+                     else "failed" if _failed(result, s) else "–"
+                     for s in ("cold", "one_site", "five_site", "no_change")]
+            shown = "failed" if not script and _failed(result, "script") else _spread(
+                script or None)
+            lines.append(f"| {size} | {MODE_NAMES[mode]} | {shown} | "
+                         + ("–" if matches is None else "yes" if matches else "**NO**")
+                         + " | " + " | ".join(cells) + " |")
+    return lines
+
+
+def script_targets(modes: dict[str, dict[str, dict]]) -> list[tuple[str, str, str, str]]:
+    """(target, at, measured, verdict) of issue 12; verdicts only at TARGET_SIZE."""
+    rows = []
+    for scenario, mode, limit, unit in SCRIPT_TARGETS:
+        target = (f"{SCENARIO_NAMES[scenario]} ≤ {limit:g} {unit}"
+                  + (" the script" if unit == "×" else "") + f", {MODE_NAMES[mode]}")
+        stated = False
+        for size in ORDER:
+            result = modes.get(mode, {}).get(size)
+            value = None if result is None else (
+                _ratio(result, scenario) if unit == "×" else _get(result, scenario))
+            if value is None:
+                continue
+            matches = result.get("aggregate", {}).get("script", {}).get("matches")
+            measured = (f"{_x(value)} ({_s(_get(result, scenario))} / "
+                        f"{_s(_get(result, 'script'))})" if unit == "×" else _s(value))
+            if unit == "×" and not matches:
+                measured += " — the script's figures differ from mart_efficacy"
+            ok = value <= limit and (matches or unit != "×")
+            stated |= size == TARGET_SIZE
+            rows.append((target, size + (" (the target)" if size == TARGET_SIZE else ""),
+                         measured, _verdict(ok) if size == TARGET_SIZE else
+                         ("(met)" if ok else "(not met)")))
+        if not stated:
+            why = (f"not run in mode {mode}" if TARGET_SIZE not in modes.get(mode, {})
+                   else "no plain-script run in these results")
+            rows.append((target, f"{TARGET_SIZE} (the target)", why, _verdict(None)))
+    return rows
+
+
+def run_notes(size: str, result: dict) -> list[str]:
+    """Failed samples, samples' notes and a script whose figures differ from the mart's."""
+    notes = []
+    for key, run in sorted(result.get("runs", {}).items()):
+        for scenario in SCENARIOS:
+            sample = run.get(scenario)
+            if sample and not sample.get("ok"):
+                notes.append(f"{size} run {key} {scenario} failed: {sample.get('error')}")
+            if sample and sample.get("note"):
+                notes.append(f"{size} run {key} {scenario}: {sample['note']}")
+            if sample and sample.get("ok") and sample.get("matches") is False:
+                notes.append(f"**{size} run {key}: the plain script's figures differ from "
+                             f"marts.mart_efficacy** — first difference: "
+                             f"`{json.dumps(sample.get('first_difference'), default=str)}`")
+    return notes
+
+
+def _failed(result: dict, scenario: str) -> bool:
+    return any(not r[scenario].get("ok") for r in result.get("runs", {}).values()
+               if isinstance(r.get(scenario), dict))
+
+
 def write_readme(out: Path) -> Path:
     results = load(out)
     lines = ["# Benchmark results", "",
@@ -164,6 +283,7 @@ def write_readme(out: Path) -> Path:
     row("(b) no-change refresh", [_spread(agg[s].get("no_change")) for s in sizes])
     row("(c) one-site refresh", [_spread(agg[s].get("one_site")) for s in sizes])
     row("(e) five-site refresh", [_spread(agg[s].get("five_site")) for s in sizes])
+    row("(f) plain-script baseline", [_spread(agg[s].get("script")) for s in sizes])
     row("cold: CPU time (user+sys)", [_s(agg[s].get("cold", {}).get("cpu_median_s"))
                                       for s in sizes])
     row("peak RSS cold / one-site (MB)", [
@@ -176,6 +296,21 @@ def write_readme(out: Path) -> Path:
               "|---|---|---|---|"]
     lines += [f"| {t} | {w} | {m} | {v} |" for t, w, m, v in targets(results)]
     lines += ["", "Verdicts in parentheses are at a size the target is not stated for.", ""]
+
+    modes = load_modes(out)
+    lines += ["## Targets (issue 12: against the plain-script baseline of the same run)", "",
+              "The baseline (`benchmarks/_script_child.py`) is the whole protocol as one "
+              "plain Python process — the platform's own landing rules and pseudonyms, "
+              "§7 windows and efficacy table, in memory with Polars; no Prefect, dbt, GX "
+              "or warehouse. A script cannot hold a delivery back, so it takes each site's "
+              "in-force delivery from the cold refresh (its accepted deliveries, as in "
+              "`quality.site_delivery`) and reads only those. Its efficacy rows are "
+              "checked against `marts.mart_efficacy` of the cold warehouse.", ""]
+    lines += baseline_table(modes)
+    lines += ["", "| target | at | measured | verdict |", "|---|---|---|---|"]
+    lines += [f"| {t} | {w} | {m} | {v} |" for t, w, m, v in script_targets(modes)]
+    lines += ["", "The full-refresh targets are against the cold refresh; a ratio counts only "
+              "when the script's figures equal mart_efficacy's.", ""]
 
     lines += ["## (d) Stages of the cold refresh (median seconds)", "",
               "| stage | " + " | ".join(sizes) + " | marginal µs/row |",
@@ -266,14 +401,12 @@ def write_readme(out: Path) -> Path:
     profiles = sorted(p.name for p in out.glob("profile-*.txt"))
     if profiles:
         notes.append("profiles (py-spy): " + ", ".join(f"`{n}`" for n in profiles))
+    own = mode_of(any_result)
+    for mode, mode_results in modes.items():
+        where = "" if mode == own else f"{MODE_NAMES[mode]} ({MODE_FOLDERS[mode]}/): "
+        for s in (s for s in ORDER if s in mode_results):
+            notes += [where + n for n in run_notes(s, mode_results[s])]
     for s in sizes:
-        for key, run in sorted(results[s].get("runs", {}).items()):
-            for scenario in SCENARIOS:
-                sample = run.get(scenario)
-                if sample and not sample.get("ok"):
-                    notes.append(f"{s} run {key} {scenario} failed: {sample.get('error')}")
-                if sample and sample.get("note"):
-                    notes.append(f"{s} run {key} {scenario}: {sample['note']}")
         fps = agg[s].get("code_fingerprints", [])
         if len(fps) > 1:
             notes.append(f"{s}: the runs span {len(fps)} versions of the platform code")

@@ -1,6 +1,7 @@
-"""The benchmark suite of issue 7: whole-process refresh timings at registry scale.
+"""The benchmark suite of issues 7 and 12: whole-process refresh timings at registry scale.
 
     .venv/bin/python -m benchmarks.run [--sizes small,medium,large] [--runs 3]
+                                       [--modes cli,server]
                                        [--out benchmarks/results] [--work benchmarks/work]
 
 For each size (small 18 sites / 78 patients, medium 200 / 20,000, large 500 / 100,000):
@@ -13,6 +14,11 @@ For each size (small 18 sites / 78 patients, medium 200 / 20,000, large 500 / 10
    - `floor`: DuckDB alone reading every CSV/XLSX file into tables (`_floor_child.py`);
    - `cold`: a full refresh into the empty warehouse (`_refresh_child.py`, which runs the
      CLI's `run_refresh` steps and prints the flow's summary with per-stage timings);
+   - `script`: the plain-script baseline of issue 12 (`_script_child.py`: the platform's
+     landing rules, pseudonyms, windows and efficacy table in one plain process, on the
+     cold refresh's in-force deliveries — a script cannot hold a delivery back); its
+     efficacy rows are then checked, untimed, against `marts.mart_efficacy` of the cold
+     warehouse (`_efficacy_check.py`): `matches` and the first difference;
    - `no_change`: the same refresh again (the CLI's fast path: nothing new in the inbox);
    - `one_site`: one site re-delivers — its newest accepted CSV delivery is copied to a new
      delivery id (the next day) with one row changed (the case of one cell) — and refresh;
@@ -23,16 +29,25 @@ For each size (small 18 sites / 78 patients, medium 200 / 20,000, large 500 / 10
    of `flows.refresh`, and a data-free process that imports everything and runs an empty
    Prefect flow twice (`_overhead_child.py`).
 
+`--modes` runs all of it once per mode, one mode after the other: `cli` (each refresh
+starts Prefect's temporary server, as `ivig refresh` with nothing running; results in OUT)
+and `server` (one `prefect server` started for the mode, every refresh reporting to it, as
+the nightly deployment runs; results in OUT/prefect-server/, work in WORK/server/). Each
+mode's run has its own floor and script, so each file stands alone. `--prefect-server` is
+the older form of `--modes server` with the results in OUT itself.
+
 The children run a frozen copy of the platform's code, `WORK/code/<fingerprint>/`, taken
 once per invocation (`--live-code` runs the working tree instead): others edit the tree
 while a benchmark runs, and an edit between the cold and the no-change run would turn the
 latter into a full refresh (the fast path fingerprints the code). Every sample records the
 snapshot's fingerprint and the git commit it was taken from.
 
-`OUT/README.md` is rewritten from every `OUT/*.json` at the end (`benchmarks/report.py`).
+`OUT/README.md` is rewritten from every `OUT/*.json` (and OUT/prefect-server/*.json for
+issue 12's targets table) after every size (`benchmarks/report.py`).
 The children get a fixed benchmark pseudonym key, no `PREFECT_API_URL` / `PREFECT_HOME`
-from the caller (so they use the CLI's isolated local Prefect under the warehouse), and run
-with the interpreter running this script.
+from the caller (so they use the CLI's isolated local Prefect under the warehouse, or in
+mode `server` the benchmark's running server), and run with the interpreter running this
+script.
 """
 
 from __future__ import annotations
@@ -62,12 +77,21 @@ SIZES: dict[str, dict[str, int]] = {
     "medium": {"sites": 200, "patients": 20_000},
     "large": {"sites": 500, "patients": 100_000},
 }
-SCENARIOS = ("floor", "cold", "no_change", "one_site", "five_site")
-#: The scenarios that are refreshes (the others time a plain process).
-REFRESHES = tuple(s for s in SCENARIOS if s != "floor")
+SCENARIOS = ("floor", "cold", "script", "no_change", "one_site", "five_site")
+#: The scenarios that are not refreshes: plain processes, no Prefect.
+PLAIN = ("floor", "script")
+#: The scenarios that are refreshes.
+REFRESHES = tuple(s for s in SCENARIOS if s not in PLAIN)
 STAGES = ("landing", "gate", "build", "dbt", "publish", "report", "total")
 SCHEMA_VERSION = 1
-# --prefect-server: the running server the children use (api_url, home), else empty.
+#: How the refreshes reach Prefect (--modes), as the results say it.
+MODES = {
+    "cli": "each refresh starts Prefect's temporary server",
+    "server": "a running `prefect server` (one for the whole benchmark)",
+}
+#: Where --modes puts the results of each mode, under --out.
+MODE_FOLDERS = {"cli": ".", "server": "prefect-server"}
+# mode `server`: the running server the children use (api_url, home), else empty.
 SERVER: dict[str, str] = {}
 
 
@@ -458,6 +482,69 @@ def refresh_sample(inbox: Path, warehouse: Path, log_base: Path, timeout: float)
     return sample
 
 
+def in_force_of(summary: dict) -> dict[str, str]:
+    """site → its accepted delivery, from a refresh's summary (its `deliveries`)."""
+    return {d["site_id"]: d["delivery_id"] for d in summary.get("deliveries", [])
+            if d.get("state") == "accepted"}
+
+
+def script_sample(inbox: Path, warehouse: Path, cold: dict, log_base: Path,
+                  timeout: float) -> dict:
+    """The plain-script baseline (`_script_child.py`) on the cold refresh's in-force
+    deliveries, timed like a refresh; then, untimed, its efficacy rows checked against
+    `marts.mart_efficacy` of the cold warehouse (`_efficacy_check.py`, in a process of its
+    own) and its landed rows against the cold refresh's: `matches` and the first
+    difference. A mismatch is printed loudly and stays in the results."""
+    in_force = log_base.with_suffix(".in_force.json")
+    in_force.parent.mkdir(parents=True, exist_ok=True)
+    in_force.write_text(json.dumps(in_force_of(cold), indent=1, sort_keys=True))
+    sample = run_child("benchmarks._script_child", [str(inbox), str(in_force)],
+                       log_base=log_base, timeout=timeout)
+    summary = sample.pop("summary") or {}
+    sample.pop("rss_timeline", None)
+    sample["in_force_from"] = "the cold refresh's accepted deliveries"
+    sample["steps"] = steps_of(summary.get("marks", {}))
+    for key in ("deliveries", "rows_landed", "rows_landed_total", "analysis_plan"):
+        if key in summary:
+            sample[key] = summary[key]
+    sample["efficacy_rows"] = len(summary.get("efficacy", []))
+    if not sample["ok"]:
+        sample["matches"] = False
+        return sample
+    check = log_base.with_suffix(".check.json")
+    check.unlink(missing_ok=True)
+    proc = subprocess.run([sys.executable, "-m", "benchmarks._efficacy_check", str(warehouse),
+                           str(log_base.with_suffix(".json")), str(check)],
+                          env=child_env(), cwd=CODE["root"], capture_output=True, text=True,
+                          timeout=timeout, check=False)
+    if proc.returncode or not check.exists():
+        result = {"matches": False, "first_difference": {
+            "check_failed": (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])
+            [-1][:500]}}
+    else:
+        result = json.loads(check.read_text())
+    rows_landed = sample.get("rows_landed_total")
+    if result["matches"] and rows_landed != cold.get("rows_landed"):
+        result = {**result, "matches": False, "first_difference": {
+            "rows_landed": {"script": rows_landed, "cold refresh": cold.get("rows_landed")}}}
+    sample.update(result)
+    if not sample["matches"]:
+        message = ("!!! THE PLAIN SCRIPT'S FIGURES DIFFER FROM marts.mart_efficacy: "
+                   f"{json.dumps(sample['first_difference'], default=str)}")
+        print(message, flush=True)
+        print(message, file=sys.stderr, flush=True)
+    return sample
+
+
+def steps_of(marks: dict[str, float]) -> dict[str, float]:
+    """Seconds of each step from a child's cumulative marks (the first from the start)."""
+    steps, before = {}, 0.0
+    for name, at in marks.items():
+        steps[name] = round(at - before, 3)
+        before = at
+    return steps
+
+
 def floor_sample(inbox: Path, database: Path, log_base: Path, timeout: float) -> dict:
     sample = run_child("benchmarks._floor_child", [str(inbox), str(database)],
                        log_base=log_base, timeout=timeout)
@@ -584,7 +671,15 @@ def aggregate(result: dict) -> dict:
         entry["cpu_median_s"] = statistics.median(s["cpu_s"] for s in samples)
         entry["peak_rss_mb"] = max(s["peak_rss_mb"] for s in samples)
         entry["loadavg_1m_median"] = statistics.median(s["loadavg_1m_before"] for s in samples)
-        if scenario == "floor":
+        if scenario == "script":
+            entry["matches"] = all(s.get("matches") for s in samples)
+            steps: dict[str, list[float]] = {}
+            for s in samples:
+                for name, seconds in s.get("steps", {}).items():
+                    steps.setdefault(name, []).append(seconds)
+            entry["steps"] = {k: statistics.median(v) for k, v in steps.items()}
+            entry["rows_landed"] = samples[-1].get("rows_landed_total")
+        elif scenario == "floor":
             entry["load"] = spread([s["load_seconds"] for s in samples])
             entry["rows_total"] = samples[0].get("rows_total")
             entry["rows"] = samples[0].get("rows")
@@ -664,17 +759,19 @@ def redelivery_sample(scenario: str, count: int, inbox: Path, warehouse: Path, b
     return sample
 
 
-def run_size(size: str, args: argparse.Namespace) -> dict:
-    out: Path = args.out
+def run_size(size: str, args: argparse.Namespace, mode: str = "cli",
+             out: Path | None = None) -> dict:
+    """One size's runs in one mode (MODES); results in `out` (default --out)."""
+    out = out or args.out
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{size}.json"
     result = load_result(path, size, args.fresh)
     inbox_cache, meta = ensure_inbox(size, args.inboxes, args.regenerate)
     result["inbox"] = {"cache": str(inbox_cache), **meta}
     result["machine"] = machine_info()
-    result["prefect"] = ("a running `prefect server` (one for the whole benchmark)"
-                         if SERVER else "each refresh starts Prefect's temporary server")
-    work = args.work / size
+    result["mode"] = mode
+    result["prefect"] = MODES[mode]
+    work = args.work / size if mode == "cli" else args.work / mode / size
     logs = work / "logs"
     save(path, result)
 
@@ -700,9 +797,13 @@ def run_size(size: str, args: argparse.Namespace) -> dict:
             save(path, result)
             wall = sample["wall_s"]
             extra = ""
-            if sample.get("stages"):
-                extra = " · " + " ".join(f"{k} {v:.1f}" for k, v in sample["stages"].items())
+            parts = sample.get("stages") or sample.get("steps")
+            if parts:
+                extra = " · " + " ".join(f"{k} {v:.1f}" for k, v in parts.items())
             state = "ok" if sample.get("ok") else f"FAILED ({sample.get('error')})"
+            if "matches" in sample:
+                state += (", efficacy = mart_efficacy" if sample["matches"] else
+                          ", EFFICACY DIFFERS from mart_efficacy")
             print(f"[{size}] run {i} {scenario}: {wall:.1f} s, peak "
                   f"{sample['peak_rss_mb']:.0f} MB, {state}{extra}", flush=True)
 
@@ -714,6 +815,10 @@ def run_size(size: str, args: argparse.Namespace) -> dict:
             print(f"[{size}] run {i}: the cold refresh failed; see {cold['stderr']}",
                   flush=True)
             continue
+        # before anything changes the inbox or the warehouse: the script reads the cold
+        # refresh's in-force deliveries and is checked against its mart_efficacy
+        record("script", script_sample(inbox, warehouse, cold, logs / f"run-{i}-script",
+                                       args.timeout))
         nochange = refresh_sample(inbox, warehouse, logs / f"run-{i}-no_change", args.timeout)
         if not nochange["unchanged"]:
             nochange["note"] = ("not the no-change path: the inbox, code or key differed from "
@@ -761,15 +866,24 @@ def main(argv: list[str] | None = None) -> int:
                         help="run the working tree itself, not a frozen copy of it")
     parser.add_argument("--no-overhead", action="store_true",
                         help="skip the fixed-overhead measurements")
+    parser.add_argument("--modes", default="cli",
+                        help="comma-separated, of: cli (each refresh starts Prefect's "
+                             "temporary server, as `ivig refresh` with nothing running), "
+                             "server (every refresh reports to one running `prefect server`, "
+                             "as a deployment runs; results in OUT/prefect-server/). "
+                             "Default: cli")
     parser.add_argument("--prefect-server", action="store_true",
-                        help="start one `prefect server` first and run every refresh against "
-                             "it (as a deployment runs), instead of each process starting "
-                             "Prefect's temporary server; use with another --out")
+                        help="the older form of `--modes server`, its results in --out "
+                             "itself; use with another --out")
     args = parser.parse_args(argv)
     sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
     unknown = [s for s in sizes if s not in SIZES]
     if unknown:
         parser.error(f"unknown size(s): {', '.join(unknown)}")
+    modes = ["server"] if args.prefect_server else list(dict.fromkeys(
+        m.strip() for m in args.modes.split(",") if m.strip()))
+    if not modes or set(modes) - set(MODES):
+        parser.error(f"--modes: of {', '.join(MODES)}")
     args.out, args.work, args.inboxes = (p.resolve() for p in (args.out, args.work,
                                                                 args.inboxes))
     sizes.sort(key=list(SIZES).index)
@@ -780,11 +894,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"code: snapshot {info['code_fingerprint']} of {info['git_commit'][:10]}"
               f"{' (dirty tree)' if info['git_dirty'] else ''} in {info['snapshot']}",
               flush=True)
-    with contextlib.ExitStack() as stack:
-        if args.prefect_server:
-            stack.enter_context(running_prefect_server(args.work / "prefect-server"))
-        for size in sizes:
-            run_one_size(size, sizes, args)
+    for mode in modes:  # one mode after the other: no idle server beside the cli runs
+        out = args.out if args.prefect_server else args.out / MODE_FOLDERS[mode]
+        with contextlib.ExitStack() as stack:
+            if mode == "server":
+                stack.enter_context(running_prefect_server(args.work / "prefect-server"))
+            for size in sizes:
+                run_one_size(size, sizes, args, mode, out.resolve(),
+                             overhead_wanted=mode == modes[0])
     print(f"results in {args.out}", flush=True)
     return 0
 
@@ -810,18 +927,23 @@ def running_prefect_server(home: Path):
         server.process.stop()
 
 
-def run_one_size(size: str, sizes: list[str], args: argparse.Namespace) -> None:
-    """One size's runs, then (on the first size) the fixed overhead, then the README."""
+def run_one_size(size: str, sizes: list[str], args: argparse.Namespace, mode: str = "cli",
+                 out: Path | None = None, overhead_wanted: bool = True) -> None:
+    """One size's runs, then (on the first size of the first mode) the fixed overhead,
+    then the README of `out` and, when that is a mode's folder under --out, of --out."""
     from benchmarks.report import write_readme
 
-    result = run_size(size, args)
-    if (size == sizes[0] and not args.no_overhead
+    out = out or args.out
+    result = run_size(size, args, mode, out)
+    if (overhead_wanted and size == sizes[0] and not args.no_overhead
             and result.get("overhead", {}).get("version") != OVERHEAD_VERSION):
         print(f"[{size}] fixed overhead: imports, Prefect start…", flush=True)
         result["overhead"] = overhead(args.work / size, args.work / size / "logs",
                                       args.runs, args.timeout)
-        save(args.out / f"{size}.json", result)
-    write_readme(args.out)
+        save(out / f"{size}.json", result)
+    write_readme(out)
+    if out != args.out:  # the targets table of --out reads every mode's results
+        write_readme(args.out)
 
 if __name__ == "__main__":
     sys.exit(main())
