@@ -29,7 +29,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -84,12 +84,19 @@ AMEND_AFTER = 2
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]
 
+# One example of one step per rule, in an order hypothesis draws: every kind of change is
+# tried on every run of the suite (each rule waits until the others have run once), and
+# the test stays at 1 + 2 × 6 refreshes (~5 minutes on two quiet cores).
+RULES = ("new_site", "redelivery", "broken_delivery", "held_back_delivery", "site_removed",
+         "amendment")
 SETTINGS = settings(
     max_examples=1,
-    stateful_step_count=3,
+    stateful_step_count=len(RULES),
     deadline=None,
     derandomize=True,
     database=None,
+    # no shrinking: each step is two real refreshes; a failure prints its steps as found
+    phases=[Phase.generate],
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 
@@ -247,51 +254,59 @@ class IncrementalEqualsFull(RuleBasedStateMachine):
         self.plans_built: list[Path] = []
         self.cells_changed = 0
         self.steps = 0
+        self.done: set[str] = set()
 
     # --- rules -----------------------------------------------------------------------
 
-    @precondition(lambda self: len(self.sites) < len(NEW_SITES))
+    @precondition(lambda self: self._turn("new_site") and len(self.sites) < len(NEW_SITES))
     @rule(data=st.data())
     def new_site(self, data) -> None:
+        self.done.add("new_site")
         site_id = data.draw(st.sampled_from([s for s in NEW_SITES if s not in self.sites]))
         self.sites[site_id] = Site(site_id, ck_site_extract())
         delivery = self.inbox.deliver(site_id, self.sites[site_id].extract)
         self.refreshed_alike({site_id}, (site_id, delivery, (ACCEPTED, None)))
 
-    @precondition(lambda self: self._present())
+    @precondition(lambda self: self._turn("redelivery") and self._present())
     @rule(data=st.data())
     def redelivery(self, data) -> None:
         """A new delivery id with one cell changed: the site's rows are replaced."""
+        self.done.add("redelivery")
         site = data.draw(st.sampled_from(self._present()))
         self.cells_changed += 1
         site.extract = changed_cell(site.extract, self.cells_changed)
         delivery = self.inbox.deliver(site.site_id, site.extract)
         self.refreshed_alike({site.site_id}, (site.site_id, delivery, (ACCEPTED, None)))
 
-    @precondition(lambda self: self._present())
+    @precondition(lambda self: self._turn("broken_delivery") and self._present())
     @rule(data=st.data())
     def broken_delivery(self, data) -> None:
         """A delivery without its assessments file: landing rejects it (missing_table),
         the one before it stays in force, so no site's rows change."""
+        self.done.add("broken_delivery")
         site = data.draw(st.sampled_from(self._present()))
         delivery = self.inbox.deliver(site.site_id, site.extract, without="assessments")
         self.refreshed_alike(set(), (site.site_id, delivery, (REJECTED, BY_LANDING)))
 
-    @precondition(lambda self: self._held_back_judged())
+    @precondition(lambda self: self._turn("held_back_delivery") and self._held_back_judged())
     @rule(data=st.data())
     def held_back_delivery(self, data) -> None:
         """CK in µkat/L labelled U/L: landing accepts it, the gate holds it back."""
+        self.done.add("held_back_delivery")
         site = data.draw(st.sampled_from(self._held_back_judged()))
         delivery = self.inbox.deliver(site.site_id, mislabelled_ck(site.extract))
         self.refreshed_alike(set(), (site.site_id, delivery, (REJECTED, BY_QUALITY_GATE)))
 
-    @precondition(lambda self: self._present() or self.demo_present)
+    @precondition(lambda self: self._turn("site_removed") and self._removable())
     @rule(data=st.data())
     def site_removed(self, data) -> None:
         """A site's folder leaves the inbox; the warehouse is the record, so its landed
         data stays and no site's rows change (changes.py: a site on one side only counts
-        as changed; here it is on both, the published file's and this run's)."""
-        choices = sorted([s.site_id for s in self._present()] + list(self.demo_present))
+        as changed; here it is on both, the published file's and this run's). Only sites
+        the other rules do not need: a new site while another one stays, or a demo site
+        without CK (the held-back rule needs three others with CK)."""
+        self.done.add("site_removed")
+        choices = self._removable()
         site_id = data.draw(st.sampled_from(choices))
         self.inbox.remove(site_id)
         if site_id in self.sites:
@@ -299,12 +314,14 @@ class IncrementalEqualsFull(RuleBasedStateMachine):
         self.demo_present.discard(site_id)
         self.refreshed_alike(set(), None)
 
-    @precondition(lambda self: len(self.plans) < len(PLANS) and self.steps >= AMEND_AFTER)
+    @precondition(lambda self: self._turn("amendment") and len(self.plans) < len(PLANS)
+                  and self.steps >= AMEND_AFTER)
     @rule(data=st.data())
     def amendment(self, data) -> None:
         """A --plan file comes into force: v2 (other §7 windows) or v2-grip (a contract
         change: a new measure with its range and units); every later refresh passes it.
         A plan change makes the build full; the next step is incremental again."""
+        self.done.add("amendment")
         names = [n for n in PLANS if self.root / "plans" / f"{n}.yaml" not in self.plans]
         name = data.draw(st.sampled_from(names))
         self.plans.append(amendment_file(self.root / "plans", f"{name}.yaml", PLANS[name]))
@@ -347,6 +364,19 @@ class IncrementalEqualsFull(RuleBasedStateMachine):
         assert (full_mode, full_reason) == ("full", changes.FULL_REQUESTED)
 
     # --- helpers --------------------------------------------------------------------
+
+    def _turn(self, kind: str) -> bool:
+        """Each rule once before any runs twice (RULES, SETTINGS)."""
+        return kind not in self.done or self.done >= set(RULES)
+
+    def _removable(self) -> list[str]:
+        present = [s.site_id for s in self._present()]
+        spare = present if len(present) > 1 else []
+        return sorted(spare + [s for s in self.demo_present if s not in DEMO_CK_SITES])
+
+    def teardown(self) -> None:
+        """The bounded run must still have tried every kind of change."""
+        assert self.done == set(RULES), f"rules not run: {sorted(set(RULES) - self.done)}"
 
     def _present(self) -> list[Site]:
         return [s for s in self.sites.values() if s.present]
