@@ -256,7 +256,7 @@ def plan_build(warehouse: Path, state: dict[str, str], manifests: list[Manifest]
     return scope
 
 
-@task(name="build-warehouse", timeout_seconds=1800)
+@task(name="build-warehouse", timeout_seconds=1800, cache_policy=NO_CACHE)
 def build_warehouse(warehouse: Path, manifests: list[Manifest], run: RunInfo,
                     held_back: dict[tuple[str, str], str],
                     gate_results: list[GateResult],

@@ -243,6 +243,8 @@ def print_summary(summary: dict) -> None:
         say(f"nothing changed since the last publish; {summary['published']} is current "
             f"({took})")
         return
+    from ivig_platform.warehouse.summary import build_words  # after the no-change return
+
     extra = ""
     issues = summary.get("inbox_issues") or []
     if issues:
@@ -259,18 +261,9 @@ def print_summary(summary: dict) -> None:
         f"quality gate, {summary['rejected']} rejected by landing; "
         f"{summary['rows_landed']} rows landed, {summary['rows_quarantined']} quarantined; "
         f"checks failed: {summary['checks']['error']['failed']} error, "
-        f"{summary['checks']['warn']['failed']} warn{extra}; {_build_words(summary)} "
-        f"({took})"
+        f"{summary['checks']['warn']['failed']} warn{extra}; "
+        f"{build_words(summary.get('build') or {})} ({took})"
     )
-
-
-def _build_words(summary: dict) -> str:
-    """How the file was built: which sites an incremental build rebuilt, or why in full."""
-    build = summary.get("build") or {}
-    if build.get("mode") == "incremental":
-        count = len(build["sites"])
-        return f"built incrementally ({count} changed site{'s' * (count != 1)})"
-    return f"built in full ({build.get('reason') or 'reason not recorded'})"
 
 
 @app.command(short_help="Land every site's deliveries and publish WAREHOUSE/ivig.duckdb.")

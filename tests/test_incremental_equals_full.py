@@ -58,13 +58,8 @@ from ivig_platform.demo.sites import SITES
 from ivig_platform.states import ACCEPTED, BY_LANDING, BY_QUALITY_GATE, REJECTED
 from ivig_platform.warehouse import changes
 
-# `ivig refresh --full-refresh` rebuilds everything (before the incremental refresh it
-# was `--force`, when every refresh was full and the build mode was not recorded).
+# `ivig refresh --full-refresh` rebuilds everything.
 FULL_REFRESH = "--full-refresh"
-BUILD_MODE_RECORDED = FULL_REFRESH == "--full-refresh"
-
-# One Prefect server for the whole test, so no refresh pays the temporary server's start.
-SHARED_SERVER = True
 
 # The background inbox: four demo hospitals (every format variant, a superseded and a
 # rejected delivery, quarantined rows; three of them write CK, so a new site's drift
@@ -177,11 +172,9 @@ def test_a_run_id_is_masked_only_where_it_is_the_files_own() -> None:
 
 @pytest.fixture(scope="module")
 def prefect_env(tmp_path_factory) -> Iterator[dict[str, str]]:
-    """The children's environment: key A, and the shared server's URL when there is one."""
+    """The children's environment: key A and one Prefect server for the whole test, so
+    no refresh pays the temporary server's start."""
     env = cli_env()
-    if not SHARED_SERVER:
-        yield env
-        return
     from ivig_platform.orchestration.processes import start_prefect_server
 
     home = tmp_path_factory.mktemp("prefect-server")
@@ -345,8 +338,7 @@ class IncrementalEqualsFull(RuleBasedStateMachine):
         if delivery is not None:
             site_id, delivery_id, status = delivery
             assert delivery_status(self.warehouse, site_id, delivery_id) == status
-        if BUILD_MODE_RECORDED:
-            self._check_build_modes(line, full_line, full, frozenset(changed))
+        self._check_build_modes(line, full_line, full, frozenset(changed))
         self.plans_built = list(self.plans)
         shutil.rmtree(full)
 

@@ -14,6 +14,15 @@ from ivig_platform.states import ACCEPTED, HELD_BACK, REJECTED, SUPERSEDED, stat
 from ivig_platform.warehouse.build import BuildScope, delivery_status
 
 
+def build_words(build: dict) -> str:
+    """How a file was built (`BuildScope.as_dict`): the sites an incremental build rebuilt,
+    or why it was built in full. The CLI's last line and the summary artifact both say it."""
+    if build.get("mode") == "incremental":
+        count = len(build["sites"])
+        return f"built incrementally ({count} changed site{'s' * (count != 1)})"
+    return f"built in full ({build.get('reason') or 'reason not recorded'})"
+
+
 @dataclass
 class RefreshSummary:
     run_id: str
@@ -39,12 +48,6 @@ class RefreshSummary:
     def rows_quarantined(self) -> int:
         return sum(d["rows_quarantined"] for d in self.deliveries if d["state"] == ACCEPTED)
 
-    def build_line(self) -> str:
-        if self.build["mode"] == "incremental":
-            return (f"Built incrementally: {len(self.build['sites'])} changed site(s) rebuilt "
-                    "from the published file.")
-        return f"Built in full: {self.build['reason']}."
-
     def delivery_rows(self) -> list[dict]:
         return [
             {k: d[k] for k in ("site_id", "delivery_id", "state", "reason", "rows_landed",
@@ -58,7 +61,7 @@ class RefreshSummary:
             "",
             f"Published `{self.published}`.",
             "",
-            *([self.build_line(), ""] if self.build else []),
+            *([f"The file was {build_words(self.build)}.", ""] if self.build else []),
             "| deliveries | accepted | superseded | held_back | rejected "
             "| rows landed (accepted) | rows quarantined (accepted) |",
             "|---:|---:|---:|---:|---:|---:|---:|",
