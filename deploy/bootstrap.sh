@@ -67,7 +67,7 @@ need_chromium() {
 need_postgresql() {
   # tests/postgres_cluster.py: initdb in a temporary folder, a free loopback port
   need_package postgresql "ls /usr/lib/postgresql/*/bin/initdb || command -v initdb" \
-    "the server deployment test runs Prefect's server on a throw-away PostgreSQL cluster"
+    "the server deployment test runs Prefect's server, and the lake tests their DuckLake catalog, on a throw-away PostgreSQL cluster"
 }
 
 case "$command" in

@@ -43,6 +43,8 @@ from ivig_platform.warehouse.contract_page import write_contract_page
 from ivig_platform.warehouse.disk import disk_full_error
 from ivig_platform.warehouse.housekeeping import clear_dead_runs
 from ivig_platform.warehouse.keys import other_key, retire
+from ivig_platform.warehouse.lake import Lake, LakeError, commit_build, configure
+from ivig_platform.warehouse.lake import current as current_publication
 from ivig_platform.warehouse.outcome import RefreshFailed, StageClock, failure_line
 from ivig_platform.warehouse.preflight import preflight
 from ivig_platform.warehouse.publish import (
@@ -54,6 +56,7 @@ from ivig_platform.warehouse.publish import (
     publish_bundle,
     published_path,
 )
+from ivig_platform.warehouse.reader import describe_published
 from ivig_platform.warehouse.run_lock import WarehouseBusy, run_lock
 from ivig_platform.warehouse.state import (
     current_state,
@@ -375,23 +378,37 @@ def record_provenance(warehouse: Path, events: list[dict], record: dict) -> None
     after_publish(warehouse, events, record)
 
 
+@task(name="commit-snapshot", timeout_seconds=1800, cache_policy=NO_CACHE,
+      retries=2, retry_delay_seconds=5)
+def commit_snapshot(built: Path, lake: Lake, run_id: str) -> int:
+    """A lake warehouse: the built file as one new snapshot, not yet published (analysts
+    read the snapshot the publish names). Retried: a commit can meet a concurrent one."""
+    emit(ProgressEvent("*", "*", "step", "committing the build to the lake (unpublished)"))
+    return commit_build(lake, built, run_id)
+
+
 @task(name="render-report", timeout_seconds=1800, cache_policy=NO_CACHE)
-def write_report(built: Path, run_id: str, protocol: Protocol) -> Path:
+def write_report(built: Path, run_id: str, protocol: Protocol,
+                 published_name: str = PUBLISHED_NAME) -> Path:
     """The study report of the file about to be published, into the run's folder, under
-    the run's protocol (the plans dbt computed)."""
+    the run's protocol (the plans dbt computed); it names what analysts will read: the
+    file, or the lake's snapshot."""
     from ivig_platform.report import render_build_report
 
     emit(ProgressEvent("*", "*", "step", "study report"))
     return render_build_report(built, built.parent / REPORT_NAME,
-                               published_name=PUBLISHED_NAME, run_id=run_id,
+                               published_name=published_name, run_id=run_id,
                                protocol=protocol)
 
 
 @task(name="publish", cache_policy=NO_CACHE)
-def publish_warehouse(bundle: Bundle, warehouse: Path) -> Path:
-    """The file, the report and the docs swapped in together, or none of them."""
+def publish_warehouse(bundle: Bundle, warehouse: Path, snapshot: int | None = None,
+                      run_id: str = "") -> str:
+    """The file (or the lake's snapshot), the report and the docs swapped in together, or
+    none of them; what is published, as people are told."""
     emit(ProgressEvent("*", "*", "step", "publishing the file, report and docs"))
-    return publish_bundle(bundle, warehouse)
+    publish_bundle(bundle, warehouse, snapshot=snapshot, run_id=run_id)
+    return describe_published(warehouse)
 
 
 @task(name="summarise-run")
@@ -445,7 +462,8 @@ def land_all(deliveries: list[Delivery], warehouse: Path) -> tuple[list[Manifest
 )
 def refresh(inbox: str, warehouse: str, settle_seconds: float = 0, force: bool = False,
             wait_seconds: float = 0, rekey: bool = False, run_id: str = "",
-            plans: list[str] | None = None, full_refresh: bool = False) -> dict:
+            plans: list[str] | None = None, full_refresh: bool = False,
+            catalog: str = "", data_path: str = "") -> dict:
     """Land every site's deliveries from `inbox` and publish `warehouse/ivig.duckdb`.
 
     `settle_seconds`: a delivery folder without `_READY` is taken only once nothing in it
@@ -461,7 +479,10 @@ def refresh(inbox: str, warehouse: str, settle_seconds: float = 0, force: bool =
     `marts.mart_efficacy_by_plan`. `full_refresh`: build every site's rows into a new file
     even when the published one could be the start (`ivig refresh --full-refresh`; it
     implies `force`); otherwise a refresh under the published file's code, protocol, plans
-    and key copies it and rebuilds only the sites whose deliveries changed.
+    and key copies it and rebuilds only the sites whose deliveries changed. `catalog`: a
+    `postgresql://USER@HOST:PORT/DB` URL keeping the warehouse in a DuckLake (the first
+    time; `WAREHOUSE/lake.json` remembers it), its data files under `data_path` (default
+    `WAREHOUSE/lake/`); see warehouse/lake.py.
 
     A failure raises `RefreshFailed`: one line saying what failed, whether anything was
     published and which run is live, and naming the log.
@@ -478,10 +499,17 @@ def refresh(inbox: str, warehouse: str, settle_seconds: float = 0, force: bool =
         try:
             with run_lock(warehouse_path, wait_seconds), \
                     run_under(plan_files) as protocol:
+                lake = configure(warehouse_path, catalog, data_path)
                 return _refresh(inbox_path, warehouse_path, settle_seconds, force, rekey,
-                                run_id, clock, protocol, plan_files, full_refresh)
+                                run_id, clock, protocol, plan_files, full_refresh, lake)
         except WarehouseBusy as busy:
             raise RefreshFailed(str(busy), stage="start", published=False) from None
+        except LakeError as unusable:
+            # the catalog refused or unreachable: nothing was published, and what is
+            # live cannot be asked of it either
+            raise RefreshFailed(f"refresh failed during {clock.current}: {unusable}; "
+                                f"nothing published (log: {log})", stage=clock.current,
+                                published=False) from None
         except RefreshFailed as refused:
             get_run_logger().error("%s", refused)
             raise
@@ -494,12 +522,16 @@ def refresh(inbox: str, warehouse: str, settle_seconds: float = 0, force: bool =
 
 def _refresh(inbox: Path, warehouse: Path, settle_seconds: float, force: bool, rekey: bool,
              run_id: str, clock: StageClock, protocol: Protocol,
-             plan_files: list[Path], full_refresh: bool = False) -> dict:
+             plan_files: list[Path], full_refresh: bool = False,
+             lake: Lake | None = None) -> dict:
     """The run itself, with the warehouse held (see `refresh`), under `protocol` (the
-    repository's with `plan_files` in force)."""
+    repository's with `plan_files` in force), into `lake` when the warehouse is kept in
+    one."""
     started = time.perf_counter()
     fingerprint = key_fingerprint(load_key())
     with clock.stage("start", timing=None):
+        if lake is not None:
+            current_publication(lake)  # an unreachable catalog fails here, in one line
         cleared = clear_dead_runs(warehouse)
         for note in cleared.notes():
             get_run_logger().info(note)
@@ -508,7 +540,7 @@ def _refresh(inbox: Path, warehouse: Path, settle_seconds: float, force: bool, r
         state = current_state(inbox, fingerprint, settle_seconds, amendments=plan_files)
         if not (force or full_refresh or rekey) and is_unchanged(warehouse, state):
             emit(ProgressEvent("*", "*", "step", "nothing changed since the last publish"))
-            return {"unchanged": True, "published": str(published_path(warehouse))}
+            return {"unchanged": True, "published": describe_published(warehouse)}
         checked = preflight(inbox, warehouse, fingerprint, settle_seconds, rekey)
         if checked.rekey.reland:
             emit(ProgressEvent("*", "*", "step", f"re-keying: {len(checked.rekey.reland)} "
@@ -555,12 +587,16 @@ def _refresh(inbox: Path, warehouse: Path, settle_seconds: float, force: bool, r
     with clock.stage("report"):
         # the stats marts are dbt nodes now; the ARD and the run record are read from them
         record = record_run(built, warehouse, run, deltas)
-        report = write_report(built, run.run_id, quote(protocol))
+        snapshot = commit_snapshot(built, lake, run.run_id) if lake is not None else None
+        report = write_report(built, run.run_id, quote(protocol),
+                              PUBLISHED_NAME if lake is None else
+                              f"the lake {lake.catalog}, snapshot {snapshot}")
         write_contract_page(run_dir / DOCS_NAME, protocol)
         mark_docs(run_dir / DOCS_NAME, run.run_id)
 
     with clock.stage("publish"):
-        published = publish_warehouse(Bundle(built, report, run_dir / DOCS_NAME), warehouse)
+        published = publish_warehouse(Bundle(built, report, run_dir / DOCS_NAME), warehouse,
+                                      snapshot, run.run_id)
 
     with clock.stage("record", timing=None):
         record_provenance(warehouse, events, record)

@@ -82,6 +82,20 @@ def say(message: str, err: bool = False) -> None:
     typer.echo(message, err=err, file=stream)
 
 
+def require_published(warehouse: Path) -> None:
+    """Fail in one line when WAREHOUSE has nothing published (or its lake cannot be read)."""
+    from ivig_platform.warehouse.lake import LakeError
+    from ivig_platform.warehouse.publish import published_path
+    from ivig_platform.warehouse.reader import describe_published, published_exists
+
+    try:
+        if not published_exists(published_path(warehouse)):
+            fail(f"no published warehouse at {describe_published(warehouse)} "
+                 "(run `ivig refresh` first)")
+    except LakeError as exc:
+        fail(str(exc))
+
+
 def fail(message: str, code: int = 1) -> None:
     say(f"error: {message}", err=True)
     raise typer.Exit(code)
@@ -142,7 +156,8 @@ def prepare_refresh(warehouse: Path, tell: Callable[[str], None] | None = None
 
 def run_refresh(inbox: Path, warehouse: Path, *, settle_seconds: float = 0,
                 force: bool = False, wait_seconds: float = 0, rekey: bool = False,
-                plans: list[Path] | None = None, full_refresh: bool = False) -> dict:
+                plans: list[Path] | None = None, full_refresh: bool = False,
+                catalog: str = "", data_path: str = "") -> dict:
     """Run the refresh flow in this process with a live display; return its summary.
 
     The order keeps the cheap answers cheap: the unchanged case is decided before
@@ -152,9 +167,10 @@ def run_refresh(inbox: Path, warehouse: Path, *, settle_seconds: float = 0,
     """
     from ivig_platform.landing.pseudonym import MissingKeyError, key_fingerprint, load_key
     from ivig_platform.warehouse.housekeeping import clear_dead_runs
+    from ivig_platform.warehouse.lake import LakeError, configure
     from ivig_platform.warehouse.outcome import RefreshFailed, failure_line
     from ivig_platform.warehouse.preflight import preflight
-    from ivig_platform.warehouse.publish import published_path
+    from ivig_platform.warehouse.reader import describe_published
     from ivig_platform.warehouse.run_lock import WarehouseBusy, run_lock
     from ivig_platform.warehouse.state import current_state, is_unchanged
 
@@ -174,10 +190,14 @@ def run_refresh(inbox: Path, warehouse: Path, *, settle_seconds: float = 0,
     except MissingKeyError as exc:
         fail(str(exc))
     state = current_state(inbox, fingerprint, settle_seconds, amendments=plans)
-    unchanged = {"unchanged": True, "published": str(published_path(warehouse))}
     force = force or full_refresh
-    if not force and not rekey and is_unchanged(warehouse, state):
-        return unchanged
+    try:
+        configure(warehouse, catalog, data_path)
+        if not force and not rekey and is_unchanged(warehouse, state):
+            return {"unchanged": True, "published": describe_published(warehouse)}
+    except LakeError as exc:
+        fail(f"refresh failed during start: {exc}; nothing published")
+    unchanged = {"unchanged": True, "published": describe_published(warehouse)}
     try:
         with run_lock(warehouse, wait_seconds):
             # Waiting may have let the other run publish this very inbox.
@@ -187,16 +207,19 @@ def run_refresh(inbox: Path, warehouse: Path, *, settle_seconds: float = 0,
                 typer.echo(f"[refresh] note {note}")
             preflight(inbox, warehouse, fingerprint, settle_seconds, rekey)
             return _run_logged(inbox, warehouse, settle_seconds, force, rekey, plans,
-                               full_refresh)
+                               full_refresh, catalog, data_path)
     except (WarehouseBusy, RefreshFailed) as exc:
         fail(str(exc))
+    except LakeError as exc:
+        fail(f"refresh failed during start: {exc}; nothing published")
     except Exception as exc:  # before Prefect started, e.g. a full disk: still one line
         fail(str(failure_line(exc, stage="start", warehouse=warehouse, run_id=None, log=None)))
     raise AssertionError("unreachable")  # pragma: no cover - fail() exits
 
 
 def _run_logged(inbox: Path, warehouse: Path, settle_seconds: float, force: bool,
-                rekey: bool, plans: list[Path], full_refresh: bool = False) -> dict:
+                rekey: bool, plans: list[Path], full_refresh: bool = False,
+                catalog: str = "", data_path: str = "") -> dict:
     """Prefect and the flow, with this process's output in the run's log file."""
     from ivig_platform.console import progress_display
     from ivig_platform.warehouse.outcome import RefreshFailed, failure_line
@@ -219,7 +242,7 @@ def _run_logged(inbox: Path, warehouse: Path, settle_seconds: float, force: bool
             return refresh(inbox=str(inbox.resolve()), warehouse=str(warehouse.resolve()),
                            settle_seconds=settle_seconds, force=force, rekey=rekey,
                            run_id=run_id, plans=[str(p) for p in plans],
-                           full_refresh=full_refresh)
+                           full_refresh=full_refresh, catalog=catalog, data_path=data_path)
         except RefreshFailed:
             raise
         except Exception as exc:  # Prefect itself failed (server, API): still one line
@@ -293,8 +316,17 @@ def refresh(
         help="Rebuild every site's rows into a new file (implies --force). Without it, a "
              "refresh under the published file's code, protocol and key rebuilds only the "
              "sites whose deliveries changed.")] = False,
+    catalog: Annotated[str, typer.Option(
+        help="Keep the warehouse in a DuckLake whose catalog is this PostgreSQL database "
+             "(postgresql://USER@HOST:PORT/DB; the password from PGPASSWORD or ~/.pgpass). "
+             "Needed the first time only: WAREHOUSE/lake.json remembers it.",
+        metavar="URL", show_default=False)] = "",
+    data_path: Annotated[str, typer.Option(
+        help="Where the lake's data files go (a shared folder or object storage URL); "
+             "default WAREHOUSE/lake/.", metavar="PATH", show_default=False)] = "",
 ) -> None:
-    """Land every site's deliveries and publish WAREHOUSE/ivig.duckdb.
+    """Land every site's deliveries and publish WAREHOUSE/ivig.duckdb (or, with --catalog,
+    a snapshot of a DuckLake).
 
     Needs IVIG_PSEUDONYM_KEY in the environment. Exit code 0 when a warehouse was
     published (or nothing changed since the last publish), 1 with a one-line reason
@@ -304,7 +336,8 @@ def refresh(
     """
     print_summary(run_refresh(inbox, warehouse, settle_seconds=settle_seconds, force=force,
                               wait_seconds=wait, rekey=rekey, plans=plan,
-                              full_refresh=full_refresh))
+                              full_refresh=full_refresh, catalog=catalog,
+                              data_path=data_path))
 
 
 @app.command(short_help="Write a demo inbox to DIR/inbox and refresh it into DIR/warehouse.")
@@ -368,8 +401,7 @@ def status(
         print_history(warehouse, history)
         return
     path = published_path(warehouse)
-    if not path.exists():
-        fail(f"no published warehouse at {path} (run `ivig refresh` first)")
+    require_published(warehouse)
     rows, built, issues = read_status(path)
     print_status(rows, today=datetime.now(UTC).date(), built=built, path=path, wide=wide)
     for folder, reason in issues:
@@ -385,12 +417,12 @@ def status(
 def read_status(path: Path) -> tuple[list, datetime | None, list[tuple[str, str]]]:
     """Deliveries (as StatusRow), build time and inbox issues of a published file; files
     older than a table or column read without it."""
-    import duckdb
 
     from ivig_platform.console import StatusRow
     from ivig_platform.states import delivery_state
+    from ivig_platform.warehouse.reader import open_read_only
 
-    con = duckdb.connect(str(path), read_only=True)
+    con = open_read_only(path)
     try:
         present = {name for (name,) in con.execute(
             "SELECT table_schema || '.' || table_name || '.' || column_name "
@@ -447,9 +479,11 @@ def sql(
     if csv and parquet:
         fail("give one of --csv and --parquet")
     path = published_path(warehouse)
-    if not path.exists():
-        fail(f"no published warehouse at {path} (run `ivig refresh` first)")
-    con = open_read_only(path)
+    require_published(warehouse)
+    try:
+        con = open_read_only(path)
+    except SqlError as exc:
+        fail(str(exc))
     try:
         if query is None:
             raise typer.Exit(shell(con, path))
@@ -539,10 +573,8 @@ def report(
     protocol and plans its run recorded (the `--plan` files it was refreshed with)."""
     from ivig_platform.report import render_warehouse_report
     from ivig_platform.report.recorded import RecordedProtocolError
-    from ivig_platform.warehouse.publish import published_path
 
-    if not published_path(warehouse).exists():
-        fail(f"no published warehouse at {published_path(warehouse)} (run `ivig refresh` first)")
+    require_published(warehouse)
     try:
         written = render_warehouse_report(warehouse)
     except RecordedProtocolError as exc:
@@ -556,26 +588,49 @@ def rollback(
     to: Annotated[str | None, typer.Option(
         help="Version to publish (a name from WAREHOUSE/versions/); default: the previous.",
         metavar="NAME", show_default=False)] = None,
+    list_versions: Annotated[bool, typer.Option(
+        "--list", help="List the kept versions (the current one marked) and change nothing."
+    )] = False,
 ) -> None:
-    """Re-publish an earlier version of WAREHOUSE/ivig.duckdb (kept under versions/).
+    """Re-publish an earlier version of WAREHOUSE/ivig.duckdb (kept under versions/), or
+    of a lake warehouse: an earlier published snapshot.
 
     The swap is the same as a refresh's (file, report and docs together): open read-only
     connections keep what they had, new ones see the rolled-back file. The version that
     was current stays among the versions, so a rollback can be undone with --to. Refused
     while a refresh of WAREHOUSE is running.
     """
+    from ivig_platform.warehouse.lake import LakeError, lake_of
     from ivig_platform.warehouse.publish import published_path
-    from ivig_platform.warehouse.rollback import RollbackError, roll_back
+    from ivig_platform.warehouse.reader import describe_published
+    from ivig_platform.warehouse.rollback import RollbackError, kept_versions, roll_back
 
     try:
+        if list_versions:
+            print_versions(kept_versions(warehouse))
+            return
         done = roll_back(warehouse, to=to)
-    except RollbackError as exc:
+    except (RollbackError, LakeError) as exc:
         fail(str(exc))
     extras = ("with its report and docs" if done.with_report_and_docs else
               f"(its report and docs were not kept: {warehouse / 'report.html'} and "
               f"{warehouse / 'docs'} still describe the replaced file; `ivig report` "
               "rewrites the report)")
-    typer.echo(f"published {done.version.name} as {published_path(warehouse)} {extras}")
+    if lake_of(warehouse) is not None:
+        typer.echo(f"published {done.version.stem}: {describe_published(warehouse)} {extras}")
+    else:
+        typer.echo(f"published {done.version.name} as {published_path(warehouse)} {extras}")
+
+
+def print_versions(versions: list) -> None:
+    """`rollback --list`: one line per kept version, oldest first, `*` on the current."""
+    if not versions:
+        typer.echo("no kept versions: nothing to roll back to")
+        return
+    for version in versions:
+        when = f"{version.published_at:%Y-%m-%d %H:%M:%S} UTC" if version.published_at else ""
+        typer.echo(f"{'*' if version.current else ' '} {version.name}  {when}  "
+                   f"{version.detail}")
 
 
 @app.command(short_help="Check this machine and WAREHOUSE for a refresh (changes nothing).")

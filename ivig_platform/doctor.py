@@ -12,8 +12,9 @@ manifest (`warehouse/keys.py` refuses another key); the space needed is the esti
 disk-full failure reports (`warehouse/disk.py`); the lock is the run lock's flock
 (`warehouse/run_lock.py`); versions are compared with `uv.lock` beside the package.
 Chromium is used only by the page tests (the report's charts are rendered by
-vl-convert), and no configuration uses PostgreSQL yet (a lake catalog is a later issue):
-both are reported, neither blocks.
+vl-convert), and PostgreSQL only by a warehouse kept in a lake (`WAREHOUSE/lake.json`,
+warehouse/lake.py): there its catalog must answer; elsewhere it is reported, and does not
+block.
 """
 
 from __future__ import annotations
@@ -265,9 +266,20 @@ def check_chromium(which: Callable[[str], str | None] = shutil.which) -> Finding
     return Finding("chromium", "skip", "not installed; no refresh needs it (only the page tests)")
 
 
-def check_postgresql() -> Finding:
-    """No configuration uses PostgreSQL yet (a lake catalog is a later issue)."""
-    return Finding("postgresql", "skip", "not configured (no lake catalog)")
+def check_postgresql(warehouse: Path) -> Finding:
+    """A lake warehouse's catalog must answer (with the password libpq finds)."""
+    from ivig_platform.warehouse.lake import LakeError, current, lake_of
+
+    lake = lake_of(warehouse)
+    if lake is None:
+        return Finding("postgresql", "skip", "not used (a single-file warehouse, no lake.json)")
+    try:
+        published = current(lake)
+    except LakeError as exc:
+        return Finding("postgresql", "fail", str(exc),
+                       "start the catalog's PostgreSQL, or set PGPASSWORD / ~/.pgpass for it")
+    what = published.describe() if published else "nothing published yet"
+    return Finding("postgresql", "ok", f"lake catalog {lake.catalog} answers: {what}")
 
 
 def check_inbox(inbox: Path | None) -> Finding:
@@ -313,6 +325,6 @@ def diagnose(warehouse: Path, inbox: Path | None = None) -> list[Finding]:
         check_build_folders(warehouse, held),
         check_prefect(warehouse),
         check_chromium(),
-        check_postgresql(),
+        check_postgresql(warehouse),
         check_inbox(inbox),
     ]

@@ -35,8 +35,10 @@ class SqlError(Exception):
 
 def open_read_only(path: Path) -> duckdb.DuckDBPyConnection:
     try:
-        return duckdb.connect(str(path), read_only=True)
-    except duckdb.Error as exc:
+        from ivig_platform.warehouse.reader import open_read_only as open_published
+
+        return open_published(path)
+    except (duckdb.Error, RuntimeError) as exc:
         raise SqlError(f"cannot open {path} read-only: {exc}") from exc
 
 

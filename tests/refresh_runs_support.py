@@ -10,6 +10,8 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +32,22 @@ def cli_env(key: str = KEY_A, marker: str | None = None) -> dict[str, str]:
                 "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "300",
                 MARKER_VARIABLE: marker or uuid.uuid4().hex})
     return env
+
+
+@contextmanager
+def running_prefect_server(home: Path) -> Iterator[dict[str, str]]:
+    """One `prefect server` for a module's refreshes (none pays the temporary server's
+    start): the variables that point a child `ivig refresh` at it."""
+    from ivig_platform.orchestration.processes import start_prefect_server
+
+    server_env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    server_env.update(PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false",
+                      DO_NOT_TRACK="1", PREFECT_UI_ENABLED="false")
+    server = start_prefect_server(server_env, home / "server.log")
+    try:
+        yield {"PREFECT_API_URL": server.api_url, "PREFECT_HOME": str(home)}
+    finally:
+        server.process.stop()
 
 
 def refresh_args(inbox: Path, warehouse: Path, *extra: str) -> list[str]:

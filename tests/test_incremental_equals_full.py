@@ -20,7 +20,6 @@ below) so the test stays within a few minutes of .ci/run on two cores.
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from collections.abc import Iterator
@@ -51,7 +50,13 @@ from incremental_support import (
     published_tables,
 )
 from protocol_helpers import HAND_GRIP, V2, amendment_file
-from refresh_runs_support import cli_env, copy_tree, refresh_args, run_cli
+from refresh_runs_support import (
+    cli_env,
+    copy_tree,
+    refresh_args,
+    run_cli,
+    running_prefect_server,
+)
 
 from ivig_platform.demo import write_demo_inbox
 from ivig_platform.demo.sites import SITES
@@ -174,18 +179,8 @@ def test_a_run_id_is_masked_only_where_it_is_the_files_own() -> None:
 def prefect_env(tmp_path_factory) -> Iterator[dict[str, str]]:
     """The children's environment: key A and one Prefect server for the whole test, so
     no refresh pays the temporary server's start."""
-    env = cli_env()
-    from ivig_platform.orchestration.processes import start_prefect_server
-
-    home = tmp_path_factory.mktemp("prefect-server")
-    server_env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    server_env.update(PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false",
-                      DO_NOT_TRACK="1", PREFECT_UI_ENABLED="false")
-    server = start_prefect_server(server_env, home / "server.log")
-    try:
-        yield {**env, "PREFECT_API_URL": server.api_url, "PREFECT_HOME": str(home)}
-    finally:
-        server.process.stop()
+    with running_prefect_server(tmp_path_factory.mktemp("prefect-server")) as server:
+        yield {**cli_env(), **server}
 
 
 @pytest.fixture(scope="module")

@@ -27,7 +27,6 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import duckdb
 import polars as pl
 
 if TYPE_CHECKING:
@@ -102,9 +101,11 @@ def compare(current: pl.DataFrame, previous: pl.DataFrame | None, run_id: str,
 
 def previous_failures(published: Path) -> tuple[pl.DataFrame | None, str | None]:
     """The failing checks of the published file and its run id (None, None: no record)."""
-    if not published.is_file():
+    from ivig_platform.warehouse.reader import open_read_only, published_exists
+
+    if not published_exists(published):
         return None, None
-    con = duckdb.connect(str(published), read_only=True)
+    con = open_read_only(published)
     try:
         tables = {t for (t,) in con.execute(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = 'quality'"

@@ -42,7 +42,9 @@ from ivig_platform.landing.land import delivery_dir
 from ivig_platform.quality.generate import drift_options
 from ivig_platform.quality.pool import PoolStats, drift_checks, drift_key, pool_stats
 from ivig_platform.quality.registry import Check
+from ivig_platform.warehouse.lake import LakeError
 from ivig_platform.warehouse.publish import published_path
+from ivig_platform.warehouse.reader import open_read_only, published_exists
 
 REFERENCES_DIR = Path("gate") / "references"
 ESTABLISHED = "established"
@@ -183,11 +185,12 @@ def accepted_deliveries(warehouse: Path) -> dict[str, str]:
 
     Read read-only: a refresh never writes the published file, it replaces it."""
     path = published_path(Path(warehouse))
-    if not path.exists():
-        return {}
     try:
-        con = duckdb.connect(str(path), read_only=True)
-    except duckdb.Error:  # unreadable: no established sites, the newest-landed pool serves
+        if not published_exists(path):
+            return {}
+        con = open_read_only(path)
+    # unreadable: no established sites, the newest-landed pool serves
+    except (duckdb.Error, LakeError):
         return {}
     try:
         rows = con.execute(

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import duckdb
 import polars as pl
 
 #: (schema, table) the report reads; any of them may be absent from a warehouse.
@@ -56,7 +55,9 @@ def read_warehouse(database: Path) -> ReportData:
     """Read every table of ``TABLES`` present in ``database`` (opened read-only); of the
     tables in ``COLUMNS``, only those columns (the ones present: a missing column stays
     missing, for the sections to say so)."""
-    con = duckdb.connect(str(database), read_only=True)
+    from ivig_platform.warehouse.reader import open_read_only
+
+    con = open_read_only(Path(database))
     try:
         present: dict[tuple[str, str], list[str]] = {}
         for schema, name, column in con.execute(

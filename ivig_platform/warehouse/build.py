@@ -190,7 +190,14 @@ def build_database(path: Path, warehouse: Path, manifests: list[Manifest], run: 
     path.parent.mkdir(parents=True, exist_ok=True)
     path.unlink(missing_ok=True)
     if scope.incremental:
-        shutil.copyfile(scope.start_from, path)
+        from ivig_platform.warehouse.lake import export_published
+        from ivig_platform.warehouse.reader import lake_for
+
+        lake = lake_for(scope.start_from)
+        if lake is None:
+            shutil.copyfile(scope.start_from, path)
+        else:  # the published snapshot, written out as a file (warehouse/lake.py)
+            export_published(lake, path)
     con = duckdb.connect(str(path))
     try:
         if scope.incremental:

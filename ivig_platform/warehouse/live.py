@@ -16,7 +16,9 @@ from typing import TypeVar
 import duckdb
 import polars as pl
 
+from ivig_platform.warehouse.lake import LakeError
 from ivig_platform.warehouse.publish import published_path
+from ivig_platform.warehouse.reader import open_read_only, published_exists
 
 T = TypeVar("T")
 
@@ -28,11 +30,11 @@ def _query(warehouse: Path, sql: str) -> list[tuple] | None:
 
 def _read(warehouse: Path, fetch: Callable[[duckdb.DuckDBPyConnection], T]) -> T | None:
     path = published_path(Path(warehouse))
-    if not path.exists():
-        return None
     try:
-        con = duckdb.connect(str(path), read_only=True)
-    except duckdb.Error:
+        if not published_exists(path):
+            return None
+        con = open_read_only(path)
+    except (duckdb.Error, LakeError):
         return None
     try:
         return fetch(con)
@@ -55,8 +57,11 @@ class LiveRun:
 
 def live_run(warehouse: Path) -> LiveRun | None:
     """The run whose file is published now, from the file (None: nothing published)."""
-    if not published_path(Path(warehouse)).exists():
-        return None
+    try:
+        if not published_exists(published_path(Path(warehouse))):
+            return None
+    except LakeError as exc:
+        return LiveRun(f"unknown ({exc})", None)
     rows = _query(warehouse, "SELECT run_id, max(built_at) FROM quality.refresh_run "
                              "GROUP BY run_id ORDER BY 2 DESC LIMIT 1")
     if not rows:

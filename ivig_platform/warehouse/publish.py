@@ -18,6 +18,13 @@ same run, so they are swapped together as one small transaction:
 A run killed during step 3 leaves its journal: the next run (or rollback) plays it back
 under the run lock before anything else (`recover_interrupted_publish`), so a kill can
 leave the three mismatched only until the next start, and never loses the previous ones.
+
+On a lake warehouse (warehouse/lake.py) the data is not a file: the run has already
+committed its snapshot, unpublished, and the bundle holds the report and docs only. Step 3
+swaps those, then appends the publication row that makes the snapshot what analysts read,
+and only then removes the journal. A journal left behind is played back, unless its
+publication row made it into the lake: then the publish was whole and only the journal
+goes (`_finished_in_lake`).
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ import fcntl
 import json
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -79,7 +86,7 @@ def publish_lock(warehouse: Path) -> Iterator[None]:
 class Bundle:
     """What one run publishes together; `report` and `docs` may be absent."""
 
-    database: Path
+    database: Path | None  # None: a lake's bundle (the data is its snapshot)
     report: Path | None = None
     docs: Path | None = None
 
@@ -111,9 +118,10 @@ def _remove_created(journal: dict) -> None:
 
 
 def _prepare(bundle: Bundle, warehouse: Path, stage: Path, stamp: str,
-             keep_version: bool) -> None:
+             keep_version: bool, lake_version: str | None = None) -> None:
     """Step 2: the journal first (so a kill at any later point can be played back), then
-    the version links and the undo links it names."""
+    the version links and the undo links it names. `lake_version`: the publication a lake
+    publish (or rollback) appends, by which recovery knows whether it finished."""
     previous = stage / PREVIOUS
     shutil.rmtree(previous, ignore_errors=True)
     previous.mkdir(parents=True)
@@ -121,9 +129,11 @@ def _prepare(bundle: Bundle, warehouse: Path, stage: Path, stamp: str,
     version = versions / f"ivig-{stamp}.duckdb"
     extras = versions / f"ivig-{stamp}{EXTRAS_SUFFIX}"
     with_extras = keep_version and (bundle.report is not None or bundle.docs is not None)
+    with_file = keep_version and bundle.database is not None
     items = [(source, name, warehouse / name) for source, name in bundle.items()]
     journal = {
-        "created": [str(version)] * keep_version + [str(extras)] * with_extras,
+        "created": [str(version)] * with_file + [str(extras)] * with_extras,
+        "lake_version": lake_version,
         "items": [{"name": name, "new_ino": source.stat().st_ino,
                    "had_previous": target.exists(), "folder": source.is_dir()}
                   for source, name, target in items],
@@ -131,6 +141,7 @@ def _prepare(bundle: Bundle, warehouse: Path, stage: Path, stamp: str,
     _fsync_write(stage / JOURNAL, json.dumps(journal))
     if keep_version:
         versions.mkdir(parents=True, exist_ok=True)
+    if with_file:
         os.link(bundle.database, version)
     if with_extras:
         extras.mkdir()
@@ -199,8 +210,23 @@ def recover_interrupted_publish(warehouse: Path) -> list[str]:
         return []
     with publish_lock(warehouse):
         for journal in journals:
-            _play_back(warehouse, journal.parent)
+            if _finished_in_lake(warehouse, journal):
+                journal.unlink()
+            else:
+                _play_back(warehouse, journal.parent)
     return [journal.parent.name for journal in journals]
+
+
+def _finished_in_lake(warehouse: Path, journal: Path) -> bool:
+    """A lake publish killed after its publication row: whole, nothing to play back."""
+    wanted = json.loads(journal.read_text()).get("lake_version")
+    if not wanted:
+        return False
+    from ivig_platform.warehouse.lake import current, lake_of
+
+    lake = lake_of(warehouse)
+    published = current(lake) if lake is not None else None
+    return published is not None and published.version == wanted
 
 
 def prune_versions(warehouse: Path, keep: int = KEEP_VERSIONS) -> None:
@@ -210,14 +236,24 @@ def prune_versions(warehouse: Path, keep: int = KEEP_VERSIONS) -> None:
         shutil.rmtree(old.with_name(old.stem + EXTRAS_SUFFIX), ignore_errors=True)
 
 
+def new_stamp() -> str:
+    return datetime.now(UTC).strftime(STAMP_FORMAT)
+
+
 def swap_in(bundle: Bundle, warehouse: Path, stage: Path, *, keep_version: bool,
-            stamp: str | None = None) -> None:
-    """Publish `bundle` as one transaction (see the module); the caller holds the lock."""
-    stamp = stamp or datetime.now(UTC).strftime(STAMP_FORMAT)
+            stamp: str | None = None, commit: Callable[[], object] | None = None,
+            lake_version: str | None = None) -> None:
+    """Publish `bundle` as one transaction (see the module); the caller holds the lock.
+
+    `commit`: a lake's last step (its publication row), run after the swap and before
+    the journal goes; it fails, and the swap is played back, or it is the publish."""
+    stamp = stamp or new_stamp()
     stage.mkdir(parents=True, exist_ok=True)
     try:
-        _prepare(bundle, warehouse, stage, stamp, keep_version)
+        _prepare(bundle, warehouse, stage, stamp, keep_version, lake_version)
         _swap(bundle, warehouse, stage)
+        if commit is not None:
+            commit()
     except BaseException:
         if (stage / JOURNAL).exists():
             _play_back(warehouse, stage)
@@ -225,12 +261,43 @@ def swap_in(bundle: Bundle, warehouse: Path, stage: Path, *, keep_version: bool,
     (stage / JOURNAL).unlink()
 
 
-def publish_bundle(bundle: Bundle, warehouse: Path, keep: int = KEEP_VERSIONS) -> Path:
-    """Swap the run's file, report and docs into place together, keeping `keep` versions."""
-    stage = bundle.database.parent
+def publish_bundle(bundle: Bundle, warehouse: Path, keep: int = KEEP_VERSIONS, *,
+                   snapshot: int | None = None, run_id: str = "") -> Path:
+    """Swap the run's file, report and docs into place together, keeping `keep` versions.
+
+    On a lake warehouse, `snapshot` (the run's committed, unpublished snapshot) becomes
+    the published one together with the report and docs, which are kept as
+    `versions/ivig-<stamp>.extras/` for rollback like a file's."""
+    from ivig_platform.warehouse.lake import (
+        expire_unpublished,
+        lake_of,
+        publications,
+        published_versions,
+        record_publication,
+    )
+
+    lake = lake_of(warehouse)
+    stage = bundle.database.parent if bundle.database is not None else (
+        (bundle.report or bundle.docs).parent)
+    if lake is None:
+        with publish_lock(warehouse):
+            swap_in(bundle, warehouse, stage, keep_version=True)
+            prune_versions(warehouse, keep)
+        shutil.rmtree(stage / PREVIOUS, ignore_errors=True)
+        return published_path(warehouse)
+    if snapshot is None:
+        raise ValueError("a lake publish needs the run's committed snapshot")
+    stamp = new_stamp()
+    version = f"ivig-{stamp}"
     with publish_lock(warehouse):
-        swap_in(bundle, warehouse, stage, keep_version=True)
-        prune_versions(warehouse, keep)
+        swap_in(Bundle(None, bundle.report, bundle.docs), warehouse, stage, keep_version=True,
+                stamp=stamp, lake_version=version,
+                commit=lambda: record_publication(lake, snapshot, run_id, version))
+        kept = {row.version for row in published_versions(publications(lake))[-keep:]}
+        for extras in (warehouse / VERSIONS_DIR).glob(f"ivig-*{EXTRAS_SUFFIX}"):
+            if extras.name.removesuffix(EXTRAS_SUFFIX) not in kept:
+                shutil.rmtree(extras, ignore_errors=True)
+        expire_unpublished(lake, keep)
     shutil.rmtree(stage / PREVIOUS, ignore_errors=True)
     return published_path(warehouse)
 

@@ -10,6 +10,11 @@ the rolled-back data, and the version that was current stays among the versions,
 rollback can itself be undone with `--to`. A version published before its report and docs
 were kept rolls back the file only, and says so.
 
+On a lake warehouse (warehouse/lake.py) the versions are the last `KEEP_VERSIONS`
+published snapshots, named like the files' versions (`ivig-<stamp>`, their report and
+docs under `versions/ivig-<stamp>.extras/`); rolling back appends a publication row
+naming the earlier snapshot, swapped in with its report and docs the same way.
+
 A rollback never runs while a refresh holds the warehouse (`run_lock`): it refuses at
 once, naming the refresh, rather than waiting behind a run that may take minutes and
 then publish over it anyway.
@@ -24,10 +29,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from ivig_platform.warehouse.lake import (
+    Lake,
+    Publication,
+    current,
+    lake_of,
+    publications,
+    published_versions,
+    record_publication,
+)
 from ivig_platform.warehouse.publish import (
     BUILD_DIR,
     DOCS_NAME,
     EXTRAS_SUFFIX,
+    KEEP_VERSIONS,
     REPORT_NAME,
     STAMP_FORMAT,
     VERSION_GLOB,
@@ -103,17 +118,98 @@ def roll_back(warehouse: Path, to: str | None = None) -> RolledBack:
             from ivig_platform.provenance.audit import delivery_statuses
             from ivig_platform.provenance.steps import after_rollback
 
+            lake = lake_of(warehouse)
             with publish_lock(warehouse):
                 before = delivery_statuses(published_path(warehouse))
-                replaced = current_version(warehouse)
-                done = _rollback(warehouse, to)
+                if lake is not None:
+                    replaced_name = (current(lake) or _nothing(lake)).version
+                    done = _rollback_lake(warehouse, lake, to)
+                else:
+                    replaced = current_version(warehouse)
+                    replaced_name = replaced.stem if replaced else "ivig.duckdb"
+                    done = _rollback(warehouse, to)
             # the audit trail's `rolled_back` events and ard.json of the file put back
-            after_rollback(warehouse, before, replaced.stem if replaced else "ivig.duckdb",
-                           done.version)
+            after_rollback(warehouse, before, replaced_name, done.version)
             return done
     except WarehouseBusy as busy:
         raise RollbackError(f"{busy}: nothing rolled back; roll back once it has ended "
                             "(it may publish over a rollback anyway)") from busy
+
+
+def _nothing(lake: Lake) -> Publication:
+    raise RollbackError(f"nothing is published in the lake {lake.catalog}: "
+                        "nothing to roll back")
+
+
+@dataclass(frozen=True)
+class KeptVersion:
+    """One version `rollback --to` can choose, for `rollback --list`."""
+
+    name: str
+    published_at: datetime | None
+    current: bool
+    detail: str  # the snapshot and run of a lake's; the file of a single-file warehouse
+
+
+def kept_versions(warehouse: Path) -> list[KeptVersion]:
+    """What `ivig rollback --to` may choose, oldest first, the current one marked."""
+    warehouse = Path(warehouse)
+    lake = lake_of(warehouse)
+    if lake is not None:
+        rows = publications(lake)
+        live = _source(rows, rows[-1]).seq if rows else None
+        return [KeptVersion(row.version, row.at, row.seq == live, row.describe())
+                for row in published_versions(rows)[-KEEP_VERSIONS:]]
+    here = current_version(warehouse)
+    return [KeptVersion(v.stem, datetime.strptime(v.stem.removeprefix("ivig-"), STAMP_FORMAT)
+                        .replace(tzinfo=UTC), v == here, str(v)) for v in list_versions(warehouse)]
+
+
+def _source(rows: list[Publication], row: Publication) -> Publication:
+    """The publish a rollback row points back to (a publish is its own)."""
+    if row.action == "publish":
+        return row
+    return next(r for r in reversed(rows) if r.action == "publish" and r.version == row.version)
+
+
+def _rollback_lake(warehouse: Path, lake: Lake, to: str | None) -> RolledBack:
+    rows = publications(lake)
+    if not rows:
+        _nothing(lake)
+    kept = published_versions(rows)[-KEEP_VERSIONS:]
+    now = _source(rows, rows[-1])
+    if to is not None:
+        wanted = to.removesuffix(".duckdb")
+        chosen = next((row for row in kept if row.version == wanted), None)
+        if chosen is None:
+            names = ", ".join(row.version for row in kept) or "none"
+            raise RollbackError(f"no kept version named {to!r} (kept: {names})")
+        if chosen.seq == now.seq:
+            raise RollbackError(f"{chosen.version} is already the published version")
+    else:
+        older = [row for row in kept if row.seq < now.seq]
+        if not older:
+            raise RollbackError(f"{now.version} is the oldest kept version: "
+                                "nothing older to roll back to")
+        chosen = older[-1]
+    extras = versions_dir(warehouse) / f"{chosen.version}{EXTRAS_SUFFIX}"
+    report, docs = extras / REPORT_NAME, extras / DOCS_NAME
+    stage = warehouse / BUILD_DIR / f"rollback-{uuid.uuid4().hex}"
+    stage.mkdir(parents=True)
+    try:
+        if report.exists():
+            os.link(report, stage / REPORT_NAME)
+        if docs.is_dir():
+            link_tree(docs, stage / DOCS_NAME)
+        scratch = Bundle(None, stage / REPORT_NAME if report.exists() else None,
+                         stage / DOCS_NAME if docs.is_dir() else None)
+        swap_in(scratch, warehouse, stage, keep_version=False, lake_version=chosen.version,
+                commit=lambda: record_publication(lake, chosen.snapshot, chosen.run_id,
+                                                  chosen.version, action="rollback"))
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    return RolledBack(versions_dir(warehouse) / f"{chosen.version}.duckdb",
+                      scratch.report is not None)
 
 
 def _rollback(warehouse: Path, to: str | None) -> RolledBack:

@@ -148,6 +148,12 @@ def published_identity(warehouse: Path) -> str | None:
     this; a copy of the warehouse that keeps times (`cp -a`, a restored backup) does not,
     and is rightly still "unchanged". (The inode would not survive such a copy.)
     """
+    from ivig_platform.warehouse.lake import current, lake_of
+
+    lake = lake_of(warehouse)
+    if lake is not None:  # a lake: its publication row (a rollback appends one too)
+        published = current(lake)
+        return None if published is None else f"lake:{published.seq}:{published.snapshot}"
     try:
         stat = (warehouse / PUBLISHED_NAME).stat()
     except FileNotFoundError:

@@ -119,7 +119,7 @@ class RefreshSummary:
         }
 
 
-def summarise(run_id: str, manifests: list[Manifest], published: Path,
+def summarise(run_id: str, manifests: list[Manifest], published: Path | str,
               timings: dict[str, float], waiting: list[str] | None = None,
               deferred: list[str] | None = None,
               held_back: dict[tuple[str, str], str] | None = None,
