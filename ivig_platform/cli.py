@@ -403,7 +403,10 @@ def status(
     path = published_path(warehouse)
     require_published(warehouse)
     rows, built, issues = read_status(path)
-    print_status(rows, today=datetime.now(UTC).date(), built=built, path=path, wide=wide)
+    from ivig_platform.warehouse.reader import describe_published
+
+    print_status(rows, today=datetime.now(UTC).date(), built=built,
+                 path=describe_published(warehouse), wide=wide)
     for folder, reason in issues:
         typer.echo(f"inbox folder {folder!r} not read: {reason}")
     for label, where in (("study report", warehouse / "report.html"),

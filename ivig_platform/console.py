@@ -219,7 +219,7 @@ def _rstrip(pieces: list[tuple[str, str]]) -> list[tuple[str, str]]:
     return pieces
 
 
-def print_status(rows: Sequence[StatusRow], *, today: date, built, path: Path,
+def print_status(rows: Sequence[StatusRow], *, today: date, built, path: Path | str,
                  wide: bool, stream: TextIO | None = None) -> None:
     """`ivig status`: one line per delivery seen, to the terminal's width (`wide`: all
     columns on one line whatever the width). Colour on a terminal only."""

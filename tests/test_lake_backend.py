@@ -30,7 +30,7 @@ import ivig_platform
 from ivig_platform.demo import write_demo_inbox
 from ivig_platform.demo.sites import SITES
 from ivig_platform.orchestration.processes import free_port
-from ivig_platform.warehouse import lake
+from ivig_platform.warehouse import lake, publish
 
 pytestmark = [
     pytest.mark.server,
@@ -257,6 +257,7 @@ class TestOneLake:
         status = ivig(env, "status", "--warehouse", str(pair["lake"]))
         assert status.returncode == 0, status.stderr
         assert "hu-la-paz" in status.stdout and "superseded" in status.stdout
+        assert status.stdout.startswith(f"the lake {pair['url']}, snapshot "), status.stdout
         sql = ivig(env, "sql", "--warehouse", str(pair["lake"]),
                    "SELECT count(*) AS n FROM marts.dim_patient")
         assert sql.returncode == 0, sql.stderr
@@ -331,3 +332,36 @@ class TestOneLake:
         assert run_of(pair["lake"]) == newest == report_run(pair["lake"])
         again = ivig(env, "rollback", "--warehouse", str(pair["lake"]), "--to", name)
         assert again.returncode == 1 and "already the published version" in again.stderr
+
+
+class TestKilledLakePublish:
+    """A lake publish killed between its report/docs swap and the end of its journal:
+    recovery keeps the swap when the publication row made it into the lake, and plays
+    it back when it did not (runs after TestOneLake, on its lake)."""
+
+    @staticmethod
+    def _half_published(warehouse: Path, stage: Path, version: str) -> None:
+        from ivig_platform.warehouse.publish import _prepare, _swap, new_stamp
+
+        stage.mkdir(parents=True)
+        (stage / "report.html").write_text(f"<!-- ivig run: {version} -->")
+        bundle = publish.Bundle(None, stage / "report.html", None)
+        _prepare(bundle, warehouse, stage, new_stamp(), True, lake_version=version)
+        _swap(bundle, warehouse, stage)
+
+    def test_a_publish_killed_before_its_row_is_played_back(self, pair, password) -> None:
+        warehouse, before = pair["lake"], report_run(pair["lake"])
+        self._half_published(warehouse, warehouse / ".build" / "killed-1", "ivig-killed-1")
+        assert report_run(warehouse) == "ivig-killed-1"
+        assert publish.recover_interrupted_publish(warehouse) == ["killed-1"]
+        assert report_run(warehouse) == before
+
+    def test_a_publish_killed_after_its_row_is_kept(self, pair, password) -> None:
+        warehouse = pair["lake"]
+        where = lake.lake_of(warehouse)
+        self._half_published(warehouse, warehouse / ".build" / "killed-2", "ivig-killed-2")
+        live = lake.current(where)
+        lake.record_publication(where, live.snapshot, live.run_id, "ivig-killed-2")
+        assert publish.recover_interrupted_publish(warehouse) == ["killed-2"]
+        assert report_run(warehouse) == "ivig-killed-2"
+        assert not (warehouse / ".build" / "killed-2" / publish.JOURNAL).exists()

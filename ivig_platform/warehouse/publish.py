@@ -255,8 +255,12 @@ def swap_in(bundle: Bundle, warehouse: Path, stage: Path, *, keep_version: bool,
         if commit is not None:
             commit()
     except BaseException:
-        if (stage / JOURNAL).exists():
-            _play_back(warehouse, stage)
+        journal = stage / JOURNAL
+        if journal.exists():
+            if lake_version and _finished_in_lake(warehouse, journal):
+                journal.unlink()  # the row is in: published after all, nothing to undo
+            else:
+                _play_back(warehouse, stage)
         raise
     (stage / JOURNAL).unlink()
 
