@@ -10,6 +10,7 @@ moment columns left out.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -261,6 +262,10 @@ class TestOneLake:
         sql = ivig(env, "sql", "--warehouse", str(pair["lake"]),
                    "SELECT count(*) AS n FROM marts.dim_patient")
         assert sql.returncode == 0, sql.stderr
+        explained = ivig(env, "explain", "--warehouse", str(pair["lake"]), "marts.dim_patient",
+                         "site_id = 'hu-la-paz'", "--json", "--depth", "0")
+        assert explained.returncode == 0, explained.stderr
+        assert {row["site_id"] for row in json.loads(explained.stdout)} == {"hu-la-paz"}
         rewritten = ivig(env, "report", "--warehouse", str(pair["lake"]))
         assert rewritten.returncode == 0, rewritten.stderr
         unchanged = ivig(env, "refresh", "--inbox", str(pair["root"] / "inbox"),
