@@ -43,7 +43,7 @@ from ivig_platform.warehouse.contract_page import write_contract_page
 from ivig_platform.warehouse.disk import disk_full_error
 from ivig_platform.warehouse.housekeeping import clear_dead_runs
 from ivig_platform.warehouse.keys import other_key, retire
-from ivig_platform.warehouse.lake import Lake, LakeError, commit_build, configure
+from ivig_platform.warehouse.lake import Lake, LakeError, commit_build, configure, lake_of
 from ivig_platform.warehouse.lake import current as current_publication
 from ivig_platform.warehouse.outcome import RefreshFailed, StageClock, failure_line
 from ivig_platform.warehouse.preflight import preflight
@@ -407,8 +407,9 @@ def publish_warehouse(bundle: Bundle, warehouse: Path, snapshot: int | None = No
     """The file (or the lake's snapshot), the report and the docs swapped in together, or
     none of them; what is published, as people are told."""
     emit(ProgressEvent("*", "*", "step", "publishing the file, report and docs"))
-    publish_bundle(bundle, warehouse, snapshot=snapshot, run_id=run_id)
-    return describe_published(warehouse)
+    published = publish_bundle(bundle, warehouse, snapshot=snapshot, run_id=run_id)
+    lake = lake_of(warehouse)
+    return str(published) if lake is None else lake.name(snapshot, run_id)
 
 
 @task(name="summarise-run")
@@ -589,8 +590,7 @@ def _refresh(inbox: Path, warehouse: Path, settle_seconds: float, force: bool, r
         record = record_run(built, warehouse, run, deltas)
         snapshot = commit_snapshot(built, lake, run.run_id) if lake is not None else None
         report = write_report(built, run.run_id, quote(protocol),
-                              PUBLISHED_NAME if lake is None else
-                              f"the lake {lake.catalog}, snapshot {snapshot}")
+                              PUBLISHED_NAME if lake is None else lake.name(snapshot))
         write_contract_page(run_dir / DOCS_NAME, protocol)
         mark_docs(run_dir / DOCS_NAME, run.run_id)
 

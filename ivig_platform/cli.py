@@ -191,18 +191,21 @@ def run_refresh(inbox: Path, warehouse: Path, *, settle_seconds: float = 0,
         fail(str(exc))
     state = current_state(inbox, fingerprint, settle_seconds, amendments=plans)
     force = force or full_refresh
+
+    def unchanged() -> dict:
+        return {"unchanged": True, "published": describe_published(warehouse)}
+
     try:
         configure(warehouse, catalog, data_path)
         if not force and not rekey and is_unchanged(warehouse, state):
-            return {"unchanged": True, "published": describe_published(warehouse)}
+            return unchanged()
     except LakeError as exc:
         fail(f"refresh failed during start: {exc}; nothing published")
-    unchanged = {"unchanged": True, "published": describe_published(warehouse)}
     try:
         with run_lock(warehouse, wait_seconds):
             # Waiting may have let the other run publish this very inbox.
             if not force and not rekey and is_unchanged(warehouse, state):
-                return unchanged
+                return unchanged()
             for note in clear_dead_runs(warehouse).notes():
                 typer.echo(f"[refresh] note {note}")
             preflight(inbox, warehouse, fingerprint, settle_seconds, rekey)
@@ -322,8 +325,9 @@ def refresh(
              "Needed the first time only: WAREHOUSE/lake.json remembers it.",
         metavar="URL", show_default=False)] = "",
     data_path: Annotated[str, typer.Option(
-        help="Where the lake's data files go (a shared folder or object storage URL); "
-             "default WAREHOUSE/lake/.", metavar="PATH", show_default=False)] = "",
+        help="Where the lake's data files go (a folder every reader can reach, e.g. a "
+             "shared mount; object storage is not supported yet); default WAREHOUSE/lake/.",
+        metavar="PATH", show_default=False)] = "",
 ) -> None:
     """Land every site's deliveries and publish WAREHOUSE/ivig.duckdb (or, with --catalog,
     a snapshot of a DuckLake).

@@ -35,10 +35,11 @@ class SqlError(Exception):
 
 def open_read_only(path: Path) -> duckdb.DuckDBPyConnection:
     try:
+        from ivig_platform.warehouse.lake import LakeError
         from ivig_platform.warehouse.reader import open_read_only as open_published
 
         return open_published(path)
-    except (duckdb.Error, RuntimeError) as exc:
+    except (duckdb.Error, LakeError) as exc:
         raise SqlError(f"cannot open {path} read-only: {exc}") from exc
 
 

@@ -196,11 +196,11 @@ def export_ard_json(published: Path, output: Path) -> Path | None:
     `{"run_id": …, "ard": [row, …]}`; in R, `jsonlite::fromJSON("ard.json")$ard` is the
     data frame. Written beside and renamed over, so a reader never sees half of it.
     """
-    from ivig_platform.warehouse.reader import open_read_only, published_exists
+    from ivig_platform.warehouse.reader import open_if_published
 
-    if not published_exists(Path(published)):
+    con = open_if_published(Path(published))
+    if con is None:
         return None
-    con = open_read_only(Path(published))
     try:
         present = con.execute("SELECT count(*) FROM information_schema.tables "
                               "WHERE table_schema = 'marts' AND table_name = 'ard'").fetchone()[0]

@@ -228,11 +228,11 @@ def delivery_statuses(path: Path) -> dict[tuple[str, str], str]:
     """(site, delivery) → status in a published file's `quality.site_delivery`, with the
     deliveries the quality gate held back as `held_back` (site_delivery files them as
     `rejected` with the gate's reason, `quality_gate: …`, quality/gate.py)."""
-    from ivig_platform.warehouse.reader import open_read_only, published_exists
+    from ivig_platform.warehouse.reader import open_if_published
 
-    if not published_exists(Path(path)):
+    con = open_if_published(Path(path))
+    if con is None:
         return {}
-    con = open_read_only(Path(path))
     try:
         present = con.execute("SELECT count(*) FROM information_schema.tables WHERE "
                               "table_schema = 'quality' AND table_name = 'site_delivery'"

@@ -101,11 +101,11 @@ def compare(current: pl.DataFrame, previous: pl.DataFrame | None, run_id: str,
 
 def previous_failures(published: Path) -> tuple[pl.DataFrame | None, str | None]:
     """The failing checks of the published file and its run id (None, None: no record)."""
-    from ivig_platform.warehouse.reader import open_read_only, published_exists
+    from ivig_platform.warehouse.reader import open_if_published
 
-    if not published_exists(published):
+    con = open_if_published(published)
+    if con is None:
         return None, None
-    con = open_read_only(published)
     try:
         tables = {t for (t,) in con.execute(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = 'quality'"

@@ -133,16 +133,16 @@ def explain(warehouse: str | Path, table: str, where: str = "true", *, depth: in
     where other rows contributed, `sources` (records of the same shape).
     """
     from ivig_platform.warehouse.publish import published_path
-    from ivig_platform.warehouse.reader import open_read_only, published_exists
+    from ivig_platform.warehouse.reader import open_if_published
 
     full = resolve_table(table)
     condition = check_condition(where)
     if depth < 0:
         raise ExplainError("--depth must be 0 or more")
     path = Path(database) if database is not None else published_path(Path(warehouse))
-    if not published_exists(path):
+    con = open_if_published(path)
+    if con is None:
         raise ExplainError(f"no published warehouse at {path} (run `ivig refresh` first)")
-    con = open_read_only(path)
     # a session setting, not a connect option: a caller's own connection to the same
     # file (other options) must not make explain fail; `--json` output stays JSON only
     con.execute("SET enable_progress_bar = false")

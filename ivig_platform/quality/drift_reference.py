@@ -44,7 +44,7 @@ from ivig_platform.quality.pool import PoolStats, drift_checks, drift_key, pool_
 from ivig_platform.quality.registry import Check
 from ivig_platform.warehouse.lake import LakeError
 from ivig_platform.warehouse.publish import published_path
-from ivig_platform.warehouse.reader import open_read_only, published_exists
+from ivig_platform.warehouse.reader import open_if_published
 
 REFERENCES_DIR = Path("gate") / "references"
 ESTABLISHED = "established"
@@ -186,11 +186,10 @@ def accepted_deliveries(warehouse: Path) -> dict[str, str]:
     Read read-only: a refresh never writes the published file, it replaces it."""
     path = published_path(Path(warehouse))
     try:
-        if not published_exists(path):
-            return {}
-        con = open_read_only(path)
-    # unreadable: no established sites, the newest-landed pool serves
-    except (duckdb.Error, LakeError):
+        con = open_if_published(path)
+    except (duckdb.Error, LakeError):  # unreadable: no established sites, the pool serves
+        return {}
+    if con is None:
         return {}
     try:
         rows = con.execute(

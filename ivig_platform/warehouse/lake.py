@@ -84,6 +84,11 @@ class Lake:
                   "port": parts.port, "user": unquote(parts.username or "")}
         return " ".join(f"{key}={value}" for key, value in fields.items() if value)
 
+    def name(self, snapshot: int | None = None, run_id: str = "") -> str:
+        """How people are told what they read: the lake, and its snapshot when known."""
+        return (f"the lake {self.catalog}" + (f", snapshot {snapshot}" if snapshot is not None
+                                               else "") + (f" (run {run_id})" if run_id else ""))
+
 
 def lake_file(warehouse: Path) -> Path:
     return Path(warehouse) / LAKE_FILE
@@ -253,20 +258,36 @@ def published_versions(rows: list[Publication]) -> list[Publication]:
     return [row for row in rows if row.action == "publish"]
 
 
-def open_published(lake: Lake) -> duckdb.DuckDBPyConnection:
-    """A read-only connection on the published snapshot, the lake selected as `ivig`."""
-    published = current(lake)
-    if published is None:
-        raise LakeError(f"nothing is published in the lake {lake.catalog} yet "
-                        "(run `ivig refresh` first)")
+def _attach_published(con: duckdb.DuckDBPyConnection, lake: Lake) -> Publication | None:
+    """Attach the lake read-only at its published snapshot as `ivig`, on one connection:
+    the publication row is read from the newest snapshot, then the lake attached again
+    at the one it names. None (and nothing attached): nothing is published yet."""
+    attach(con, lake, READ_ALIAS, read_only=True)
+    rows = _publications(con, READ_ALIAS)
+    con.execute(f"DETACH {READ_ALIAS}")
+    if not rows:
+        return None
+    attach(con, lake, READ_ALIAS, snapshot=rows[-1].snapshot, read_only=True)
+    return rows[-1]
+
+
+def open_published(lake: Lake, *, missing_ok: bool = False) -> duckdb.DuckDBPyConnection | None:
+    """A read-only connection on the published snapshot, the lake selected as `ivig`
+    (`missing_ok`: None when nothing is published yet, rather than an error)."""
     con = new_connection()
     try:
-        attach(con, lake, READ_ALIAS, snapshot=published.snapshot, read_only=True)
-        con.execute(f"USE {READ_ALIAS}")
+        published = _attach_published(con, lake)
+        if published is not None:
+            con.execute(f"USE {READ_ALIAS}")
+            return con
     except BaseException:
         con.close()
         raise
-    return con
+    con.close()
+    if missing_ok:
+        return None
+    raise LakeError(f"nothing is published in the lake {lake.catalog} yet "
+                    "(run `ivig refresh` first)")
 
 
 def _objects(con: duckdb.DuckDBPyConnection, catalog: str) -> tuple[list, list]:
@@ -355,12 +376,10 @@ def record_publication(lake: Lake, snapshot: int, run_id: str, version: str,
 
 def export_published(lake: Lake, target: Path) -> None:
     """The published snapshot as a new DuckDB file: where an incremental build starts."""
-    published = current(lake)
-    if published is None:
-        raise LakeError(f"nothing is published in the lake {lake.catalog}")
     con = new_connection()
     try:
-        attach(con, lake, READ_ALIAS, snapshot=published.snapshot, read_only=True)
+        if _attach_published(con, lake) is None:
+            raise LakeError(f"nothing is published in the lake {lake.catalog}")
         con.execute(f"ATTACH '{target}' AS target")
         tables, views = _objects(con, READ_ALIAS)
         for schema in sorted({s for s, _ in tables} | {s for s, _, _ in views}):
@@ -375,11 +394,10 @@ def export_published(lake: Lake, target: Path) -> None:
         con.close()
 
 
-def expire_unpublished(lake: Lake, keep: int) -> None:
-    """Snapshots older than the oldest of the last `keep` publishes are no longer kept:
-    rollback offers only those, so the older data files can go (DuckLake deletes them
+def expire_unpublished(lake: Lake, kept: list[Publication]) -> None:
+    """Snapshots older than the oldest `kept` publish (the last ones, which rollback
+    offers) are no longer kept, so the older data files can go (DuckLake deletes them
     once scheduled for a day, so a reader still scanning one is not cut short)."""
-    kept = published_versions(publications(lake))[-keep:]
     if not kept:
         return
     oldest = min(row.snapshot for row in kept)

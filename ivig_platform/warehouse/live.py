@@ -18,7 +18,7 @@ import polars as pl
 
 from ivig_platform.warehouse.lake import LakeError
 from ivig_platform.warehouse.publish import published_path
-from ivig_platform.warehouse.reader import open_read_only, published_exists
+from ivig_platform.warehouse.reader import open_if_published, published_exists
 
 T = TypeVar("T")
 
@@ -31,10 +31,10 @@ def _query(warehouse: Path, sql: str) -> list[tuple] | None:
 def _read(warehouse: Path, fetch: Callable[[duckdb.DuckDBPyConnection], T]) -> T | None:
     path = published_path(Path(warehouse))
     try:
-        if not published_exists(path):
-            return None
-        con = open_read_only(path)
+        con = open_if_published(path)
     except (duckdb.Error, LakeError):
+        return None
+    if con is None:
         return None
     try:
         return fetch(con)

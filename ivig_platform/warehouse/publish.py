@@ -281,8 +281,7 @@ def publish_bundle(bundle: Bundle, warehouse: Path, keep: int = KEEP_VERSIONS, *
     )
 
     lake = lake_of(warehouse)
-    stage = bundle.database.parent if bundle.database is not None else (
-        (bundle.report or bundle.docs).parent)
+    stage = bundle.database.parent
     if lake is None:
         with publish_lock(warehouse):
             swap_in(bundle, warehouse, stage, keep_version=True)
@@ -297,11 +296,12 @@ def publish_bundle(bundle: Bundle, warehouse: Path, keep: int = KEEP_VERSIONS, *
         swap_in(Bundle(None, bundle.report, bundle.docs), warehouse, stage, keep_version=True,
                 stamp=stamp, lake_version=version,
                 commit=lambda: record_publication(lake, snapshot, run_id, version))
-        kept = {row.version for row in published_versions(publications(lake))[-keep:]}
+        kept = published_versions(publications(lake))[-keep:]
+        names = {row.version for row in kept}
         for extras in (warehouse / VERSIONS_DIR).glob(f"ivig-*{EXTRAS_SUFFIX}"):
-            if extras.name.removesuffix(EXTRAS_SUFFIX) not in kept:
+            if extras.name.removesuffix(EXTRAS_SUFFIX) not in names:
                 shutil.rmtree(extras, ignore_errors=True)
-        expire_unpublished(lake, keep)
+        expire_unpublished(lake, kept)
     shutil.rmtree(stage / PREVIOUS, ignore_errors=True)
     return published_path(warehouse)
 

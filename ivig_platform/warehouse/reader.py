@@ -36,14 +36,23 @@ def open_read_only(path: Path) -> duckdb.DuckDBPyConnection:
     return duckdb.connect(str(path), read_only=True) if lake is None else open_published(lake)
 
 
+def open_if_published(path: Path) -> duckdb.DuckDBPyConnection | None:
+    """`open_read_only`, or None when nothing is published at `path`: the readers' one
+    call (on a lake, one connection looks the publication up and attaches at it)."""
+    lake = lake_for(path)
+    if lake is None:
+        return duckdb.connect(str(path), read_only=True) if Path(path).is_file() else None
+    return open_published(lake, missing_ok=True)
+
+
 def describe_published(warehouse: Path) -> str:
     """How the published state is named to people: the file, or the lake's snapshot."""
     lake = lake_of(Path(warehouse))
     if lake is None:
         return str(published_path(Path(warehouse)))
     published = current(lake)
-    where = f"the lake {lake.catalog}"
-    return where if published is None else f"{where}, {published.describe()}"
+    return lake.name() if published is None else lake.name(published.snapshot,
+                                                           published.run_id)
 
 
 def connect(warehouse: str | Path) -> duckdb.DuckDBPyConnection:
@@ -54,8 +63,8 @@ def connect(warehouse: str | Path) -> duckdb.DuckDBPyConnection:
     keeps reading what was published when it opened, whatever refreshes publish later
     (a new connection sees them).
     """
-    path = published_path(Path(warehouse))
-    if not published_exists(path):
+    con = open_if_published(published_path(Path(warehouse)))
+    if con is None:
         raise FileNotFoundError(f"no published warehouse at {describe_published(warehouse)} "
                                 "(run `ivig refresh` first)")
-    return open_read_only(path)
+    return con

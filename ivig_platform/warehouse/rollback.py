@@ -32,7 +32,6 @@ from pathlib import Path
 from ivig_platform.warehouse.lake import (
     Lake,
     Publication,
-    current,
     lake_of,
     publications,
     published_versions,
@@ -122,8 +121,7 @@ def roll_back(warehouse: Path, to: str | None = None) -> RolledBack:
             with publish_lock(warehouse):
                 before = delivery_statuses(published_path(warehouse))
                 if lake is not None:
-                    replaced_name = (current(lake) or _nothing(lake)).version
-                    done = _rollback_lake(warehouse, lake, to)
+                    done, replaced_name = _rollback_lake(warehouse, lake, to)
                 else:
                     replaced = current_version(warehouse)
                     replaced_name = replaced.stem if replaced else "ivig.duckdb"
@@ -134,11 +132,6 @@ def roll_back(warehouse: Path, to: str | None = None) -> RolledBack:
     except WarehouseBusy as busy:
         raise RollbackError(f"{busy}: nothing rolled back; roll back once it has ended "
                             "(it may publish over a rollback anyway)") from busy
-
-
-def _nothing(lake: Lake) -> Publication:
-    raise RollbackError(f"nothing is published in the lake {lake.catalog}: "
-                        "nothing to roll back")
 
 
 @dataclass(frozen=True)
@@ -172,10 +165,12 @@ def _source(rows: list[Publication], row: Publication) -> Publication:
     return next(r for r in reversed(rows) if r.action == "publish" and r.version == row.version)
 
 
-def _rollback_lake(warehouse: Path, lake: Lake, to: str | None) -> RolledBack:
+def _rollback_lake(warehouse: Path, lake: Lake, to: str | None) -> tuple[RolledBack, str]:
+    """The rollback of a lake, and the version it replaced (for the audit trail)."""
     rows = publications(lake)
     if not rows:
-        _nothing(lake)
+        raise RollbackError(f"nothing is published in the lake {lake.catalog}: "
+                            "nothing to roll back")
     kept = published_versions(rows)[-KEEP_VERSIONS:]
     now = _source(rows, rows[-1])
     if to is not None:
@@ -208,8 +203,8 @@ def _rollback_lake(warehouse: Path, lake: Lake, to: str | None) -> RolledBack:
                                                   chosen.version, action="rollback"))
     finally:
         shutil.rmtree(stage, ignore_errors=True)
-    return RolledBack(versions_dir(warehouse) / f"{chosen.version}.duckdb",
-                      scratch.report is not None)
+    return (RolledBack(versions_dir(warehouse) / f"{chosen.version}.duckdb",
+                       scratch.report is not None), rows[-1].version)
 
 
 def _rollback(warehouse: Path, to: str | None) -> RolledBack:
